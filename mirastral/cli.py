@@ -13,7 +13,8 @@ from .explore import (load_canonical, conversation_table, reject_table, tool_usa
                                summarize, summarize_conversations)
 
 # %% auto #0
-__all__ = ['INTERRUPTED', 'cmd_demo_data', 'cmd_reformat', 'cmd_explore', 'cmd_train', 'cmd_demo', 'build_parser', 'main']
+__all__ = ['INTERRUPTED', 'DEMO_STEPS', 'cmd_demo_data', 'cmd_reformat', 'cmd_explore', 'cmd_train', 'cmd_evaluate', 'cmd_chat',
+           'cmd_export', 'cmd_demo', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #57202ec0
 def cmd_demo_data(a):
@@ -42,25 +43,66 @@ def cmd_train(a):
     print(describe(summary))
     return INTERRUPTED if summary['status'].startswith('interrupted') else 0
 
+def cmd_evaluate(a):
+    from mirastral.evaluate import evaluate_run, metrics_table
+    r = evaluate_run(a.run_dir, data=a.data, max_conversations=a.max_conversations, max_new_tokens=a.max_new_tokens,
+                     progress=not a.no_progress)
+    m = r['meta']
+    print(f"{m['turns']} assistant turns ({m['crisis_turns']} crisis turns) from {m['conversations']} conversations of {m['data']}")
+    print(metrics_table(r['results']))
+    b, f = r['results']['base'], r['results']['fine-tuned']
+    print(f"tool-name accuracy {b['tool_name_accuracy']} -> {f['tool_name_accuracy']}; crisis recall {b['crisis_recall']} -> {f['crisis_recall']}")
+    print(f"report: {r['dir']}/report.md; plots: {r['dir']}/comparison.png, tool_confusion.png, loss_curve.png; "
+          f"per-turn predictions: {r['dir']}/predictions.jsonl")
+
+def cmd_chat(a):
+    from mirastral.chat import ChatSession, ClientStore, load_chat_model, chat_jsonl
+    session = ChatSession(load_chat_model(a.model, max_new_tokens=a.max_new_tokens), ClientStore(a.store, a.client), country=a.country)
+    if a.input is None and sys.stdin.isatty():
+        print("MiraStral chat (research use only; not a substitute for professional help). Empty line or Ctrl-D ends.")
+        while (text := input('you> ').strip()):
+            t = session.send(text)
+            for c in t['calls']: print(f"  [tool] {c['name']}({json.dumps(c['arguments'])}) -> {json.dumps(c['result'])}")
+            for e in t['errors']: print(f"  [error] {e}")
+            if t['guardrail']: print(f"  [guardrail] risk {t['risk']}: added {', '.join(t['guardrail']['added']) or 'nothing'}")
+            print(f"mira> {t['reply']}")
+        return
+    lines = sys.stdin if a.input in (None, Path('-')) else Path(a.input).read_text(encoding='utf-8').splitlines()
+    for t in chat_jsonl(session, lines): print(json.dumps(t, ensure_ascii=False), flush=True)
+
+def cmd_export(a):
+    from mirastral.export import export_model
+    info = export_model(a.run_dir, a.out_dir, merge=not a.adapter_only, check=not a.no_check)
+    what = 'merged model' if info['merged'] else 'adapter'
+    chk = info.get('check')
+    print(f"{what} of {info['base']} written to {a.out_dir} (model card: {a.out_dir}/README.md)" +
+          (f"; reloaded and checked: same {chk['generated_tokens']} greedy tokens as base + adapter" if chk else ''))
+
 def cmd_demo(a):
-    "The main job on the embedded default: demo corpus -> reformat -> explore -> train."
+    "The main job on the embedded default: demo corpus -> reformat -> explore -> train -> evaluate."
     w = Path(a.workdir); t0 = time.perf_counter()
-    print(f"== 1/4 demo corpus -> {w/'raw'}")
+    print(f"== 1/5 demo corpus -> {w/'raw'}")
     cmd_demo_data(argparse.Namespace(raw_dir=w/'raw', n=a.n, seed=a.seed))
-    print(f"== 2/4 reformat -> {w/'data'}")
+    print(f"== 2/5 reformat -> {w/'data'}")
     cmd_reformat(argparse.Namespace(raw_dir=w/'raw', out_dir=w/'data', val_frac=a.val_frac, max_tokens=a.max_tokens,
                                     seed=a.seed, n_proc=None, no_progress=a.no_progress))
-    print(f"== 3/4 explore")
+    print(f"== 3/5 explore")
     cmd_explore(argparse.Namespace(data_dir=w/'data', png=None))
     rc = 0
     if a.max_steps:
-        print(f"== 4/4 train the embedded tiny model (LoRA) -> {w/'run'}")
+        print(f"== 4/5 train the embedded tiny model (LoRA) -> {w/'run'}")
         rc = cmd_train(argparse.Namespace(config=None, no_progress=a.no_progress,
                                           param=[('data_dir', str(w/'data')), ('output_dir', str(w/'run')), ('max_steps', str(a.max_steps))] + list(a.param)))
+        if rc == 0 and a.eval_conversations:
+            print(f"== 5/5 evaluate base vs fine-tuned -> {w/'run'/'eval'}")
+            cmd_evaluate(argparse.Namespace(run_dir=w/'run', data=None, max_conversations=a.eval_conversations,
+                                            max_new_tokens=96, no_progress=a.no_progress))
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return rc
 
 # %% ../nbs/90_cli.ipynb #6a80e606
+DEMO_STEPS = 120  # training steps of `mirastral demo`: enough for the tiny model to beat its random base clearly
+
 def build_parser()->argparse.ArgumentParser:
     "The `mirastral` argument parser, one subparser per command."
     p = argparse.ArgumentParser(prog='mirastral', description='Fine-tune Mistral-7B-Instruct v0.3 into a safe, tool-using therapeutic assistant.')
@@ -82,9 +124,27 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--config', type=Path, default=None, help='YAML file of TrainConfig fields')
     s.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'), help='override one field (repeatable)')
     s.add_argument('--no-progress', action='store_true'); s.set_defaults(func=cmd_train)
+    s = sub.add_parser('evaluate', help='base vs fine-tuned on held-out turns: metrics, report, plots')
+    s.add_argument('run_dir', type=Path, help='a training OUTPUT_DIR')
+    s.add_argument('--data', type=Path, default=None, help="canonical JSONL (default: the run's data_dir/val.jsonl)")
+    s.add_argument('--max-conversations', type=int, default=40, help='0 = all (default 40)')
+    s.add_argument('--max-new-tokens', type=int, default=96); s.add_argument('--no-progress', action='store_true')
+    s.set_defaults(func=cmd_evaluate)
+    s = sub.add_parser('chat', help='chat with tools and the crisis guardrail')
+    s.add_argument('model', type=Path, help="a training OUTPUT_DIR, its final_model/, or a merged export")
+    s.add_argument('--input', type=Path, default=None, help="JSONL of {\"user\": ...} or text lines, '-' for stdin (non-interactive)")
+    s.add_argument('--client', default='default', help='client name (one store file per client)')
+    s.add_argument('--store', type=Path, default=Path('runs/clients'), help='where client profiles and mood logs live')
+    s.add_argument('--country', default='US', help="ISO country code for the guardrail's crisis lines (default US)")
+    s.add_argument('--max-new-tokens', type=int, default=160); s.set_defaults(func=cmd_chat)
+    s = sub.add_parser('export', help='merge the adapter (or keep it alone), save with tokenizer and model card')
+    s.add_argument('run_dir', type=Path); s.add_argument('out_dir', type=Path)
+    s.add_argument('--adapter-only', action='store_true'); s.add_argument('--no-check', action='store_true', help='skip the reload check')
+    s.set_defaults(func=cmd_export)
     s = sub.add_parser('demo', help='the whole pipeline on the embedded default (README main command)')
     s.add_argument('--workdir', type=Path, default=Path('runs/demo')); s.add_argument('--n', type=int, default=2000); data_opts(s)
-    s.add_argument('--max-steps', type=int, default=120, help='training steps (0: stop before training)')
+    s.add_argument('--max-steps', type=int, default=DEMO_STEPS, help=f'training steps (0: stop before training; default {DEMO_STEPS})')
+    s.add_argument('--eval-conversations', type=int, default=40, help='validation conversations evaluated (0: skip evaluation)')
     s.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'), help='training override (repeatable)')
     s.set_defaults(func=cmd_demo)
     return p
@@ -93,5 +153,5 @@ def main(argv:list[str]|None=None)->int:
     "Entry point of the `mirastral` console script."
     a = build_parser().parse_args(argv)
     try: return a.func(a) or 0
-    except (FileNotFoundError, NotADirectoryError, ValueError) as e:
+    except (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError) as e:
         print(f"mirastral {a.command}: error: {e}", file=sys.stderr); return 2

@@ -148,7 +148,7 @@ class SignalCheckpoint(TrainerCallback):
         for s, h in self._old.items(): signal.signal(s, h)
 
 # %% ../nbs/03_train.ipynb #284e86cb
-def training_arguments(cfg:TrainConfig, results_dir:Path)->TrainingArguments:
+def training_arguments(cfg:TrainConfig, results_dir:Path, progress:bool=True)->TrainingArguments:
     "`TrainingArguments` for `cfg`, writing checkpoints and logs to `results_dir`."
     cuda = torch.cuda.is_available()
     optim = cfg.optim if cfg.optim != 'auto' else ('paged_adamw_8bit' if cuda else 'adamw_torch')
@@ -164,11 +164,11 @@ def training_arguments(cfg:TrainConfig, results_dir:Path)->TrainingArguments:
         eval_strategy='steps', eval_steps=cfg.eval_steps, save_strategy='steps', save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit, prediction_loss_only=True, remove_unused_columns=False,
         train_sampling_strategy='group_by_length', length_column_name='length',
-        dataloader_num_workers=cfg.dataloader_num_workers, disable_tqdm=False, use_cpu=not cuda)
+        dataloader_num_workers=cfg.dataloader_num_workers, disable_tqdm=not progress, use_cpu=not cuda)
 
-def build_trainer(cfg:TrainConfig, model, train_ds:Dataset, eval_ds:Dataset, tok, results_dir:Path)->Trainer:
+def build_trainer(cfg:TrainConfig, model, train_ds:Dataset, eval_ds:Dataset, tok, results_dir:Path, progress:bool=True)->Trainer:
     "A `Trainer` for `cfg` with MiraStral's collator, target-window loss, JSONL logger and signal checkpointing."
-    return Trainer(model=model, args=training_arguments(cfg, results_dir), train_dataset=train_ds, eval_dataset=eval_ds,
+    return Trainer(model=model, args=training_arguments(cfg, results_dir, progress), train_dataset=train_ds, eval_dataset=eval_ds,
                    data_collator=TargetWindowCollator(pad_token_id=tok.pad_token_id), processing_class=tok,
                    compute_loss_func=target_window_loss, callbacks=[JsonlLogger(results_dir), SignalCheckpoint()])
 
@@ -189,7 +189,7 @@ def train(cfg:TrainConfig, progress:bool=True)->dict:
           "(packing needs a block-diagonal mask, see issue 5)")
     tok = hf_tokenizer()
     model = model_for(cfg)
-    trainer = build_trainer(cfg, model, train_ds, eval_ds, tok, results)
+    trainer = build_trainer(cfg, model, train_ds, eval_ds, tok, results, progress)
     last = get_last_checkpoint(str(results)) if any(results.glob('checkpoint-*')) else None
     if last: print(f"resuming from {last}")
     else: trainer.evaluate()  # step-0 validation loss, logged like every other evaluation
