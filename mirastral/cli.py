@@ -101,7 +101,7 @@ def cmd_demo(a):
     return rc
 
 # %% ../nbs/90_cli.ipynb #6a80e606
-DEMO_STEPS = 120  # training steps of `mirastral demo`: enough for the tiny model to beat its random base clearly
+DEMO_STEPS = 360  # training steps of `mirastral demo` (the TrainConfig default): about 6 minutes on 2 cores
 
 def build_parser()->argparse.ArgumentParser:
     "The `mirastral` argument parser, one subparser per command."

@@ -16,7 +16,8 @@ from .schema import tokenizer_path, mistral_tokenizer, mistral_request
 
 # %% auto #0
 __all__ = ['EMBEDDED', 'MISTRAL_7B', 'TINY_CONFIG', 'ALL_PROJ', 'hf_tokenizer', 'cache_dir', 'create_tiny_model',
-           'resolve_model_path', 'compute_dtype', 'load_model', 'trainable_share', 'add_lora']
+           'resolve_model_path', 'compute_dtype', 'load_model', 'trainable_share', 'add_lora', 'run_final_dir',
+           'load_finetuned']
 
 # %% ../nbs/02_model.ipynb #5db5ab5e
 def hf_tokenizer(padding_side:str='right')->MistralCommonBackend:
@@ -105,3 +106,26 @@ def add_lora(model, r:int=16, alpha:int=32, dropout:float=0.05,
         print(f"LoRA r={r} alpha={alpha} on {', '.join(target_modules)}" + (f" + full {', '.join(modules_to_save)}" if modules_to_save else '')
               + f": {t:,} trainable of {n:,} parameters ({100 * t / n:.2f}%)")
     return model
+
+# %% ../nbs/02_model.ipynb #b4289062
+def run_final_dir(path:Path)->Path:
+    "`path/final_model` when `path` is a training OUTPUT_DIR, else `path`."
+    path = Path(path)
+    return path/'final_model' if (path/'final_model').is_dir() else path
+
+def load_finetuned(path:Path, # a training OUTPUT_DIR, its final_model/, an adapter export or a merged export
+                   merge:bool=True, # merge the adapter into the weights (never into a 4-bit base)
+                   load_in_4bit:bool|None=None, # None: as trained
+                  ):
+    "The fine-tuned model at `path`: base + LoRA adapter (merged when possible), or a merged export as it is."
+    import yaml
+    from peft import PeftModel
+    path = run_final_dir(path)
+    if (path/'adapter_config.json').exists():
+        cfg = yaml.safe_load((path/'config.yaml').read_text()) if (path/'config.yaml').exists() else {}
+        base = cfg.get('model_name_or_path') or json.loads((path/'adapter_config.json').read_text())['base_model_name_or_path']
+        q = bool(cfg.get('load_in_4bit')) if load_in_4bit is None else load_in_4bit
+        model = PeftModel.from_pretrained(load_model(base, load_in_4bit=q), str(path))
+        return model.merge_and_unload() if merge and not q else model
+    if (path/'config.json').exists(): return load_model(str(path))
+    raise FileNotFoundError(f"{path} holds neither an adapter (adapter_config.json) nor a model (config.json)")

@@ -45,7 +45,7 @@ class TrainConfig:
     gradient_checkpointing: str = 'auto' # 'auto': on for real models, off for the tiny one; or 'true' / 'false'
     # optimisation (transformers names)
     num_train_epochs: float = 1.0
-    max_steps: int = 120                 # -1: run num_train_epochs
+    max_steps: int = 360                 # -1: run num_train_epochs
     per_device_train_batch_size: int = 8
     per_device_eval_batch_size: int = 16
     gradient_accumulation_steps: int = 1
@@ -56,8 +56,8 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     optim: str = 'auto'                  # 'auto': paged_adamw_8bit on CUDA, adamw_torch elsewhere
     logging_steps: int = 10
-    eval_steps: int = 40
-    save_steps: int = 40
+    eval_steps: int = 60
+    save_steps: int = 60
     save_total_limit: int = 2
     seed: int = 0
     report_to: str = 'tensorboard'       # 'none' to switch it off
@@ -179,6 +179,12 @@ def train(cfg:TrainConfig, progress:bool=True)->dict:
     "Run (or resume) LoRA training for `cfg`; returns the training summary (also in final_model/training_summary.json)."
     t0 = time.perf_counter()
     out = cfg.resolved_output_dir(); results, final = out/'results', out/'final_model'
+    if (final/'training_summary.json').exists() and (final/'config.yaml').exists() \
+       and yaml.safe_load((final/'config.yaml').read_text()) == asdict(cfg):
+        summary = json.loads((final/'training_summary.json').read_text())
+        if summary.get('status') == 'finished':  # re-running a finished command trains nothing
+            print(f"already finished with this config: {final} (change a setting or delete final_model/ to train again)")
+            return summary
     results.mkdir(parents=True, exist_ok=True)
     atomic_write_text(results/'config.yaml', yaml.safe_dump(asdict(cfg), sort_keys=False))
     train_ds, eval_ds, ex_stats = load_datasets(cfg, progress)

@@ -47,6 +47,8 @@ def test_kill_then_resume_matches_an_uninterrupted_run(data, uninterrupted, tmp_
     a, b = train_losses(uninterrupted), train_losses(out)
     assert sorted(a) == sorted(b) == list(range(1, 17))   # one continuous curve, no gap, no repeated steps
     for step in a: assert b[step] == pytest.approx(a[step], rel=2e-3), (step, a[step], b[step])
+    r = run_cli('train', *params(out, data), '--no-progress')  # and once more: a finished run trains nothing
+    assert 'already finished with this config' in r.stdout and train_losses(out) == b
 
 def test_papermill_runs_the_training_notebook(data, tmp_path):
     out = tmp_path/'run'
