@@ -13,8 +13,8 @@ from .explore import (load_canonical, conversation_table, reject_table, tool_usa
                                summarize, summarize_conversations)
 
 # %% auto #0
-__all__ = ['INTERRUPTED', 'DEMO_STEPS', 'cmd_demo_data', 'cmd_reformat', 'cmd_explore', 'cmd_train', 'cmd_evaluate', 'cmd_chat',
-           'cmd_export', 'cmd_demo', 'build_parser', 'main']
+__all__ = ['INTERRUPTED', 'DEMO_STEPS', 'DEMO_WARMUP', 'cmd_demo_data', 'cmd_reformat', 'cmd_explore', 'cmd_train', 'cmd_warmup',
+           'cmd_evaluate', 'cmd_chat', 'cmd_export', 'cmd_demo', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #57202ec0
 def cmd_demo_data(a):
@@ -42,6 +42,10 @@ def cmd_train(a):
     summary = train(cfg, progress=not getattr(a, 'no_progress', False))
     print(describe(summary))
     return INTERRUPTED if summary['status'].startswith('interrupted') else 0
+
+def cmd_warmup(a):
+    from mirastral.train import warm_up_base
+    warm_up_base(a.data_dir, a.out_dir, max_steps=a.steps, seed=a.seed, progress=not a.no_progress)
 
 def cmd_evaluate(a):
     from mirastral.evaluate import evaluate_run, metrics_table
@@ -79,29 +83,35 @@ def cmd_export(a):
           (f"; reloaded and checked: same {chk['generated_tokens']} greedy tokens as base + adapter" if chk else ''))
 
 def cmd_demo(a):
-    "The main job on the embedded default: demo corpus -> reformat -> explore -> train -> evaluate."
+    "The main job on the embedded default: demo corpus -> reformat -> explore -> warm-up -> train -> evaluate."
     w = Path(a.workdir); t0 = time.perf_counter()
-    print(f"== 1/5 demo corpus -> {w/'raw'}")
+    print(f"== 1/6 demo corpus -> {w/'raw'}")
     cmd_demo_data(argparse.Namespace(raw_dir=w/'raw', n=a.n, seed=a.seed))
-    print(f"== 2/5 reformat -> {w/'data'}")
+    print(f"== 2/6 reformat -> {w/'data'}")
     cmd_reformat(argparse.Namespace(raw_dir=w/'raw', out_dir=w/'data', val_frac=a.val_frac, max_tokens=a.max_tokens,
                                     seed=a.seed, n_proc=None, no_progress=a.no_progress))
-    print(f"== 3/5 explore")
+    print(f"== 3/6 explore")
     cmd_explore(argparse.Namespace(data_dir=w/'data', png=None))
-    rc = 0
+    rc, base = 0, 'embedded'
+    if a.max_steps and a.warmup_steps:
+        print(f"== 4/6 warm up the embedded tiny model as a plain-text LM (a stand-in for pretraining) -> {w/'base'}")
+        cmd_warmup(argparse.Namespace(data_dir=w/'data', out_dir=w/'base', steps=a.warmup_steps, seed=a.seed, no_progress=a.no_progress))
+        base = str(w/'base')
     if a.max_steps:
-        print(f"== 4/5 train the embedded tiny model (LoRA) -> {w/'run'}")
+        print(f"== 5/6 fine-tune it with LoRA -> {w/'run'}")
         rc = cmd_train(argparse.Namespace(config=None, no_progress=a.no_progress,
-                                          param=[('data_dir', str(w/'data')), ('output_dir', str(w/'run')), ('max_steps', str(a.max_steps))] + list(a.param)))
+                                          param=[('model_name_or_path', base), ('data_dir', str(w/'data')), ('output_dir', str(w/'run')),
+                                                 ('max_steps', str(a.max_steps))] + list(a.param)))
         if rc == 0 and a.eval_conversations:
-            print(f"== 5/5 evaluate base vs fine-tuned -> {w/'run'/'eval'}")
+            print(f"== 6/6 evaluate base vs fine-tuned -> {w/'run'/'eval'}")
             cmd_evaluate(argparse.Namespace(run_dir=w/'run', data=None, max_conversations=a.eval_conversations,
                                             max_new_tokens=96, no_progress=a.no_progress))
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return rc
 
 # %% ../nbs/90_cli.ipynb #6a80e606
-DEMO_STEPS = 360  # training steps of `mirastral demo` (the TrainConfig default): about 6 minutes on 2 cores
+DEMO_STEPS = 240  # LoRA steps of `mirastral demo` (the TrainConfig default)
+DEMO_WARMUP = 200  # plain-text warm-up steps of the tiny base in `mirastral demo`
 
 def build_parser()->argparse.ArgumentParser:
     "The `mirastral` argument parser, one subparser per command."
@@ -124,6 +134,10 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--config', type=Path, default=None, help='YAML file of TrainConfig fields')
     s.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'), help='override one field (repeatable)')
     s.add_argument('--no-progress', action='store_true'); s.set_defaults(func=cmd_train)
+    s = sub.add_parser('warmup', help='pretrain the embedded tiny model as a plain-text LM of DATA_DIR/train.jsonl')
+    s.add_argument('data_dir', type=Path); s.add_argument('out_dir', type=Path)
+    s.add_argument('--steps', type=int, default=DEMO_WARMUP); s.add_argument('--seed', type=int, default=0)
+    s.add_argument('--no-progress', action='store_true'); s.set_defaults(func=cmd_warmup)
     s = sub.add_parser('evaluate', help='base vs fine-tuned on held-out turns: metrics, report, plots')
     s.add_argument('run_dir', type=Path, help='a training OUTPUT_DIR')
     s.add_argument('--data', type=Path, default=None, help="canonical JSONL (default: the run's data_dir/val.jsonl)")
@@ -144,6 +158,7 @@ def build_parser()->argparse.ArgumentParser:
     s = sub.add_parser('demo', help='the whole pipeline on the embedded default (README main command)')
     s.add_argument('--workdir', type=Path, default=Path('runs/demo')); s.add_argument('--n', type=int, default=2000); data_opts(s)
     s.add_argument('--max-steps', type=int, default=DEMO_STEPS, help=f'training steps (0: stop before training; default {DEMO_STEPS})')
+    s.add_argument('--warmup-steps', type=int, default=DEMO_WARMUP, help='plain-text warm-up of the tiny base (0: LoRA on the random base)')
     s.add_argument('--eval-conversations', type=int, default=40, help='validation conversations evaluated (0: skip evaluation)')
     s.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'), help='training override (repeatable)')
     s.set_defaults(func=cmd_demo)

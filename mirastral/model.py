@@ -107,7 +107,7 @@ def add_lora(model, r:int=16, alpha:int=32, dropout:float=0.05,
               + f": {t:,} trainable of {n:,} parameters ({100 * t / n:.2f}%)")
     return model
 
-# %% ../nbs/02_model.ipynb #b4289062
+# %% ../nbs/02_model.ipynb #0e875f6f
 def run_final_dir(path:Path)->Path:
     "`path/final_model` when `path` is a training OUTPUT_DIR, else `path`."
     path = Path(path)

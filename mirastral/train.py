@@ -10,16 +10,17 @@ from pathlib import Path
 
 import torch, yaml
 from datasets import Dataset
-from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from .data import read_jsonl, atomic_write_text
+from .schema import mistral_tokenizer
 from .examples import build_examples, TargetWindowCollator, target_window_loss
 from .model import EMBEDDED, ALL_PROJ, hf_tokenizer, load_model, add_lora, trainable_share
 
 # %% auto #0
-__all__ = ['TrainConfig', 'make_config', 'load_datasets', 'model_for', 'JsonlLogger', 'SignalCheckpoint', 'training_arguments',
-           'build_trainer', 'train', 'describe']
+__all__ = ['SMALL_MODEL', 'TrainConfig', 'make_config', 'load_datasets', 'model_for', 'conversation_text', 'warm_up_base',
+           'JsonlLogger', 'SignalCheckpoint', 'training_arguments', 'build_trainer', 'train', 'describe']
 
 # %% ../nbs/03_train.ipynb #7bf58db2
 @dataclass
@@ -41,11 +42,11 @@ class TrainConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     target_modules: str = ','.join(ALL_PROJ)
-    modules_to_save: str = 'auto'        # 'auto': embed_tokens,lm_head for the random embedded model, none otherwise
-    gradient_checkpointing: str = 'auto' # 'auto': on for real models, off for the tiny one; or 'true' / 'false'
+    modules_to_save: str = 'auto'        # 'auto': embed_tokens,lm_head for small (<100M) models like the embedded one, none otherwise
+    gradient_checkpointing: str = 'auto' # 'auto': on for large models, off for small ones; or 'true' / 'false'
     # optimisation (transformers names)
     num_train_epochs: float = 1.0
-    max_steps: int = 360                 # -1: run num_train_epochs
+    max_steps: int = 240                 # -1: run num_train_epochs
     per_device_train_batch_size: int = 8
     per_device_eval_batch_size: int = 16
     gradient_accumulation_steps: int = 1
@@ -106,15 +107,55 @@ def load_datasets(cfg:TrainConfig, progress:bool=True)->tuple[Dataset, Dataset, 
     return cols(tr), cols(ev), {'train': tr_stats, 'eval': ev_stats}
 
 # %% ../nbs/03_train.ipynb #c8bee488
+SMALL_MODEL = 100_000_000  # parameters: below this, 'auto' trains embeddings + output layer and skips checkpointing
+
 def model_for(cfg:TrainConfig):
     "The base model of `cfg` with LoRA adapters (QLoRA when `load_in_4bit`)."
-    embedded = cfg.model_name_or_path == EMBEDDED
-    gc = (not embedded) if cfg.gradient_checkpointing == 'auto' else cfg.gradient_checkpointing.lower() == 'true'
-    mts = (['embed_tokens', 'lm_head'] if embedded else []) if cfg.modules_to_save == 'auto' else [m for m in cfg.modules_to_save.split(',') if m]
     torch.manual_seed(cfg.seed)
     model = load_model(cfg.model_name_or_path, load_in_4bit=cfg.load_in_4bit, attn_implementation=cfg.attn_implementation)
     model.config.use_cache = False
+    small = model.num_parameters() < SMALL_MODEL  # the embedded tiny model or a warm-up of it: cheap to train in full
+    gc = (not small) if cfg.gradient_checkpointing == 'auto' else cfg.gradient_checkpointing.lower() == 'true'
+    mts = (['embed_tokens', 'lm_head'] if small else []) if cfg.modules_to_save == 'auto' else [m for m in cfg.modules_to_save.split(',') if m]
     return add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules.split(','), mts, gradient_checkpointing=gc)
+
+# %% ../nbs/03_train.ipynb #5b355e30
+def conversation_text(rec:dict)->str:
+    "A canonical record as plain text, without chat template or control tokens (what the warm-up reads)."
+    said = {'system': lambda m: m['content'], 'user': lambda m: 'Client: ' + m['content'], 'tool': lambda m: 'Result: ' + m['content'],
+            'assistant': lambda m: 'Call: ' + json.dumps([{'name': c['function']['name'], 'arguments': json.loads(c['function']['arguments'])}
+                                                          for c in m['tool_calls']]) if m.get('tool_calls') else 'Mira: ' + m['content']}
+    return '\n'.join(said[m['role']](m) for m in rec['messages'])
+
+def warm_up_base(data_dir:Path, # a reformat output: reads train.jsonl only
+                 out_dir:Path, # where the warmed model is saved (reused when it exists)
+                 max_steps:int=200, seq_len:int=512, batch_size:int=8, learning_rate:float=3e-3, seed:int=0,
+                 progress:bool=True)->dict:
+    "Pretrain the embedded tiny model as a plain-text LM of the training conversations; save it as a local model."
+    out = Path(out_dir)
+    if (out/'warmup.json').exists():
+        info = json.loads((out/'warmup.json').read_text()); print(f"warm base exists: {out} ({info['steps']} steps)"); return info
+    t0, tok = time.perf_counter(), mistral_tokenizer().instruct_tokenizer.tokenizer
+    recs = read_jsonl(Path(data_dir)/'train.jsonl')
+    ids = [i for r in recs for i in tok.encode(conversation_text(r), bos=True, eos=True)]
+    ds = Dataset.from_dict({'input_ids': [ids[i:i + seq_len] for i in range(0, len(ids) - seq_len + 1, seq_len)]})
+    set_seed(seed)
+    model = load_model(EMBEDDED)
+    args = TrainingArguments(output_dir=str(out/'checkpoints'), max_steps=max_steps, per_device_train_batch_size=batch_size,
+                             learning_rate=learning_rate, lr_scheduler_type='cosine', warmup_steps=0.05, logging_steps=max(1, max_steps // 20),
+                             save_strategy='no', report_to=[], seed=seed, use_cpu=not torch.cuda.is_available(),
+                             disable_tqdm=not progress)
+    hf = hf_tokenizer()
+    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=DataCollatorForLanguageModeling(hf, mlm=False))
+    trainer.train()
+    losses = [h['loss'] for h in trainer.state.log_history if 'loss' in h]
+    model.save_pretrained(out, safe_serialization=True); hf.save_pretrained(out)
+    info = {'data': str(data_dir), 'conversations': len(recs), 'tokens': len(ids), 'steps': max_steps, 'seq_len': seq_len,
+            'loss_first': losses[0], 'loss_last': losses[-1], 'seconds': round(time.perf_counter() - t0, 1)}
+    atomic_write_text(out/'warmup.json', json.dumps(info, indent=2) + '\n')
+    print(f"warm base: {info['tokens']:,} tokens of plain text, {max_steps} steps, LM loss {losses[0]:.2f} -> {losses[-1]:.2f} "
+          f"in {info['seconds']} s -> {out}")
+    return info
 
 # %% ../nbs/03_train.ipynb #d1f0a53c
 class JsonlLogger(TrainerCallback):
