@@ -52,6 +52,10 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
 
 start() {
   install
+  if ! getent hosts "$(hostname)" >/dev/null; then  # the daemons look their own name up: it must resolve
+    [ -w /etc/hosts ] || { say "$(hostname) does not resolve and /etc/hosts is not writable"; exit 3; }
+    echo "127.0.0.1 $(hostname)" >> /etc/hosts; say "added $(hostname) to /etc/hosts"
+  fi
   local names; names=$(printf '%s\n' "$(hostname)" "$(hostname -f 2>/dev/null || true)" "$(hostname -s 2>/dev/null || true)" \
                        $(getent hosts 127.0.0.1 "$(hostname)" 2>/dev/null | cut -d' ' -f2-) | grep -vx localhost | grep -v '^$' | sort -u | tr '\n' ' ')
   if [ "$(cat "$COMMON/act_qmaster" 2>/dev/null)" != localhost ] || ! grep -qx "localhost $names" "$COMMON/host_aliases" 2>/dev/null; then
