@@ -19,7 +19,7 @@ def run_arm(arm:str, data:Path, steps:int, batch:int, n_train:int)->dict:
     from transformers import DataCollatorForLanguageModeling, Trainer
     from mirastral.data import read_jsonl
     from mirastral.examples import build_examples
-    from mirastral.evaluate import lm_loss
+    from mirastral.evaluate import lm_loss, reference_turns
     from mirastral.model import hf_tokenizer
     from mirastral.train import TrainConfig, model_for, build_trainer, training_arguments
     from datasets import Dataset
@@ -49,7 +49,7 @@ def run_arm(arm:str, data:Path, steps:int, batch:int, n_train:int)->dict:
         trainer.data_collator = counted(trainer.data_collator)
     t0 = time.perf_counter(); res = trainer.train(); wall = time.perf_counter() - t0
     rt = res.metrics['train_runtime']
-    val = lm_loss(trainer.model.eval(), read_jsonl(data/'val.jsonl')[:40])
+    val = lm_loss(trainer.model.eval(), reference_turns(read_jsonl(data/'val.jsonl')[:40]))
     return {'arm': arm, 'steps': steps, 'batch': batch, 'train_runtime_s': round(rt, 1), 'wall_s': round(wall, 1),
             'real_tokens_per_s': round(counts['real'] / rt), 'loss_tokens_per_s': round(counts['loss'] / rt),
             'padding_share': round(1 - counts['real'] / counts['positions'], 4),
