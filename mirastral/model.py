@@ -17,7 +17,7 @@ from .schema import tokenizer_path, mistral_tokenizer, mistral_request
 # %% auto #0
 __all__ = ['EMBEDDED', 'MISTRAL_7B', 'TINY_CONFIG', 'ALL_PROJ', 'hf_tokenizer', 'cache_dir', 'create_tiny_model',
            'resolve_model_path', 'compute_dtype', 'load_model', 'trainable_share', 'add_lora', 'run_final_dir',
-           'load_finetuned']
+           'finetuned_config', 'load_finetuned']
 
 # %% ../nbs/02_model.ipynb #5db5ab5e
 def hf_tokenizer(padding_side:str='right')->MistralCommonBackend:
@@ -113,19 +113,24 @@ def run_final_dir(path:Path)->Path:
     path = Path(path)
     return path/'final_model' if (path/'final_model').is_dir() else path
 
+def finetuned_config(final:Path)->dict:
+    "The training config next to an adapter (`config.yaml`), or at least its base from `adapter_config.json`."
+    import yaml
+    final = Path(final)
+    cfg = yaml.safe_load((final/'config.yaml').read_text()) if (final/'config.yaml').exists() else {}
+    cfg['model_name_or_path'] = cfg.get('model_name_or_path') or json.loads((final/'adapter_config.json').read_text())['base_model_name_or_path']
+    return cfg
+
 def load_finetuned(path:Path, # a training OUTPUT_DIR, its final_model/, an adapter export or a merged export
                    merge:bool=True, # merge the adapter into the weights (never into a 4-bit base)
                    load_in_4bit:bool|None=None, # None: as trained
                   ):
     "The fine-tuned model at `path`: base + LoRA adapter (merged when possible), or a merged export as it is."
-    import yaml
-    from peft import PeftModel
     path = run_final_dir(path)
     if (path/'adapter_config.json').exists():
-        cfg = yaml.safe_load((path/'config.yaml').read_text()) if (path/'config.yaml').exists() else {}
-        base = cfg.get('model_name_or_path') or json.loads((path/'adapter_config.json').read_text())['base_model_name_or_path']
+        cfg = finetuned_config(path)
         q = bool(cfg.get('load_in_4bit')) if load_in_4bit is None else load_in_4bit
-        model = PeftModel.from_pretrained(load_model(base, load_in_4bit=q), str(path))
+        model = PeftModel.from_pretrained(load_model(cfg['model_name_or_path'], load_in_4bit=q), str(path))
         return model.merge_and_unload() if merge and not q else model
     if (path/'config.json').exists(): return load_model(str(path))
     raise FileNotFoundError(f"{path} holds neither an adapter (adapter_config.json) nor a model (config.json)")
