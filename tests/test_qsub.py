@@ -13,7 +13,7 @@ from mirastral.data import read_jsonl
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 SGE = {'SGE_ROOT': '/var/lib/gridengine', 'SGE_CELL': 'default'}
-STEPS = 150
+STEPS = 330
 
 @pytest.fixture(scope='module')
 def gridengine():
@@ -51,8 +51,10 @@ def test_qsub_walltime_warning_checkpoints_requeues_and_resumes(gridengine, demo
                   report_to='none', per_device_train_batch_size=4, lora_dropout=0.0)
     env = {**gridengine, 'OUTPUT_DIR': str(out), 'DATA_DIR': str(demo[1]), 'MIRASTRAL_VENV': str(Path(sys.executable).parents[1]),
            'MIRASTRAL_PARAMS': ' '.join(f'-p {k} {v}' for k, v in params.items())}
-    # s_rt: the soft limit, SIGUSR1 (start-up takes ~25 s here, then ~0.35 s a step: 2-3 runs to finish); h_rt: the hard limit, a safety net
-    job = sge(env, 'qsub', '-terse', '-N', 'mirastral-test', '-o', str(log), '-l', 's_rt=0:1:0,h_rt=0:10:0',
+    # s_rt: the soft limit, SIGUSR1; h_rt: the hard limit, a safety net. Sized for exactly one warning: start-up takes
+    # 25-45 s, a step 0.33-0.41 s, so run 1 trains 75-95 s (interrupted: the 330 steps need 109-135 s) and run 2 the
+    # rest, well inside its own 120 s. (Seen here: a rerun warned again was killed by qmaster, 'failed 37', not requeued.)
+    job = sge(env, 'qsub', '-terse', '-N', 'mirastral-test', '-o', str(log), '-l', 's_rt=0:2:0,h_rt=0:10:0',
               str(ROOT/'hpc'/'run_finetune.sh')).stdout.strip()
     wait_until_gone(env, job, timeout=900)
     text = log.read_text()
