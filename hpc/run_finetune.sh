@@ -17,9 +17,13 @@
 #
 # Submit from the repository root (the job runs in the directory qsub was called from).
 #
-# Multi-GPU (one node): set NPROC_PER_NODE>1 and the job runs `torchrun ... -m mirastral.cli train` instead of papermill
-# (papermill drives a single kernel). Multi-node: also set NNODES and MASTER_ADDR (e.g. the first host of
-# $PBS_NODEFILE) and start the script once per node. torchrun is PyTorch's launcher; no MiraStral launcher exists.
+# Data-parallel (DDP): when the job has more than one GPU (CUDA_VISIBLE_DEVICES / nvidia-smi) or more than one node
+# ($PBS_NODEFILE, Grid Engine's $PE_HOSTFILE), or NPROC_PER_NODE / NNODES say so, the job runs
+# `torchrun ... -m mirastral.cli train` instead of papermill (papermill drives a single kernel); Trainer trains
+# data-parallel, and only rank 0 writes. Multi-node: the script must run once on every node (e.g. `pbsdsh -u`, or
+# your site's MPI/ssh launcher); each derives NODE_RANK from its host's place in the host file and uses the first host
+# as MASTER_ADDR. Override any of NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT. For FSDP or DeepSpeed
+# ZeRO on large nodes, start `accelerate launch --config_file YOUR.yaml -m mirastral.cli train ...` the same way.
 
 # ---- PBS / Torque ----
 #PBS -N mirastral
@@ -58,12 +62,30 @@ STAMP=$(date +%Y%m%d-%H%M%S)
 
 # The trainer runs in its own session (setsid): schedulers signal the job's whole process group, and papermill
 # would die of a SIGUSR1 meant for training. Only this script receives them, and it forwards them below.
-if [ "${NPROC_PER_NODE:-1}" -gt 1 ] || [ "${NNODES:-1}" -gt 1 ]; then
+# What the scheduler allocated: GPUs on this node, and the node list.
+if [ -z "${NPROC_PER_NODE:-}" ]; then
+  if [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then NPROC_PER_NODE=$(echo "$CUDA_VISIBLE_DEVICES" | tr ',' '\n' | grep -c .)
+  elif command -v nvidia-smi >/dev/null 2>&1; then NPROC_PER_NODE=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+  fi
+  [ "${NPROC_PER_NODE:-0}" -ge 1 ] || NPROC_PER_NODE=1
+fi
+HOSTFILE=${PBS_NODEFILE:-}
+[ -z "$HOSTFILE" ] && [ -n "${PE_HOSTFILE:-}" ] && HOSTFILE=$PE_HOSTFILE
+if [ -n "$HOSTFILE" ] && [ -f "$HOSTFILE" ]; then
+  mapfile -t HOSTS < <(awk '{print $1}' "$HOSTFILE" | awk '!seen[$0]++')
+  NNODES=${NNODES:-${#HOSTS[@]}}; MASTER_ADDR=${MASTER_ADDR:-${HOSTS[0]}}
+  if [ -z "${NODE_RANK:-}" ]; then
+    for i in "${!HOSTS[@]}"; do case "${HOSTS[$i]}" in "$(hostname)"|"$(hostname -s)"|"$(hostname -f 2>/dev/null)") NODE_RANK=$i;; esac; done
+  fi
+fi
+
+if [ "$NPROC_PER_NODE" -gt 1 ] || [ "${NNODES:-1}" -gt 1 ]; then
   ARGS=(-p data_dir "$DATA_DIR" -p output_dir "$OUTPUT_DIR" -p run_name "$RUN_NAME")
   [ -n "${MIRASTRAL_CONFIG:-}" ] && ARGS=(--config "$MIRASTRAL_CONFIG" "${ARGS[@]}")
-  setsid torchrun --nproc_per_node "${NPROC_PER_NODE:-1}" --nnodes "${NNODES:-1}" --node_rank "${NODE_RANK:-0}" \
-           --master_addr "${MASTER_ADDR:-127.0.0.1}" --master_port "${MASTER_PORT:-29500}" \
-           -m mirastral.cli train "${ARGS[@]}" ${MIRASTRAL_PARAMS:-} &
+  LAUNCH=(torchrun --nproc_per_node "$NPROC_PER_NODE" --nnodes "${NNODES:-1}" --node_rank "${NODE_RANK:-0}"
+          --master_addr "${MASTER_ADDR:-127.0.0.1}" --master_port "${MASTER_PORT:-29500}")
+  echo "[mirastral] data-parallel: ${LAUNCH[*]} -m mirastral.cli train ${ARGS[*]} ${MIRASTRAL_PARAMS:-}"
+  setsid "${LAUNCH[@]}" -m mirastral.cli train "${ARGS[@]}" ${MIRASTRAL_PARAMS:-} &
 else
   setsid papermill nbs/03_train.ipynb "$OUTPUT_DIR/results/03_train.$STAMP.ipynb" -k mirastral --log-output --cwd . \
             -p data_dir "$DATA_DIR" -p output_dir "$OUTPUT_DIR" -p run_name "$RUN_NAME" \

@@ -170,3 +170,5 @@ def main(argv:list[str]|None=None)->int:
     try: return a.func(a) or 0
     except (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError) as e:
         print(f"mirastral {a.command}: error: {e}", file=sys.stderr); return 2
+
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # `python -m mirastral.cli` (torchrun), not the notebook

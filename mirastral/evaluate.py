@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from .schema import mistral_tokenizer, parse_arguments, conversation_key
 from .tools import CRISIS_TOOL, CRISIS_LINES
 from .explore import RISK_RE
-from .examples import turn_examples, TargetWindowCollator, target_window_loss
+from .examples import turn_examples, PaddedCollator, target_loss
 from .data import read_jsonl, atomic_write_text
 from .model import load_model, load_finetuned, finetuned_config
 
@@ -168,14 +168,14 @@ def technique_proxies(texts:list[str], users:list[str])->dict:
 @torch.no_grad()
 def lm_loss(model, exs:list[dict], batch_size:int=8)->dict:
     "Token-weighted loss and perplexity on the assistant tokens of examples `exs` (`input_ids` + `labels`, e.g. turns)."
-    coll, tot, n = TargetWindowCollator(pad_token_id=model.config.pad_token_id or 0), 0.0, 0
+    coll, tot, n = PaddedCollator(pad_token_id=model.config.pad_token_id or 0), 0.0, 0
     model.eval()
     for s in range(0, len(exs), batch_size):
         b = coll([{'input_ids': e['input_ids'], 'labels': e['labels']} for e in exs[s:s + batch_size]])
         labels = b.pop('labels').to(model.device)
         out = model(**{k: v.to(model.device) if torch.is_tensor(v) else v for k, v in b.items()})
         k = int((labels[:, 1:] != -100).sum())
-        tot += float(target_window_loss(out, labels)) * k; n += k
+        tot += float(target_loss(out, labels)) * k; n += k
     return {'loss': round(tot / n, 4), 'perplexity': round(math.exp(tot / n), 2), 'target_tokens': n}
 
 # %% ../nbs/04_evaluate.ipynb #6f29f6fb

@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 from .schema import mistral_tokenizer, conversation_key
 
 # %% auto #0
-__all__ = ['serving_prompt', 'turn_examples', 'build_examples', 'TargetWindowCollator', 'target_window_loss']
+__all__ = ['COLLATORS', 'serving_prompt', 'turn_examples', 'build_examples', 'target_mask', 'PaddedCollator', 'PackedCollator',
+           'target_loss']
 
 # %% ../nbs/02a_examples.ipynb #d78052f2
 def _encode(msgs, tools, mode):
@@ -78,9 +79,15 @@ def build_examples(records:list[dict], max_seq_len:int=4096, overflow:str='trim_
     return out, stats
 
 # %% ../nbs/02a_examples.ipynb #b6124411
+def target_mask(labels:torch.Tensor)->torch.Tensor:
+    "Boolean mask of the positions whose *next* token is a target (what the output layer must see)."
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != -100
+    return keep
+
 @dataclass
-class TargetWindowCollator:
-    "Left-pads examples; returns input_ids, attention_mask, position_ids, labels and `logits_to_keep`."
+class PaddedCollator:
+    "Left-pads examples; returns input_ids, attention_mask, position_ids, labels and `logits_to_keep` (a target mask)."
     pad_token_id: int = 11
     pad_to_multiple_of: int|None = None
 
@@ -90,20 +97,27 @@ class TargetWindowCollator:
         ids = torch.full((len(feats), L), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(feats), L), -100, dtype=torch.long)
         mask = torch.zeros((len(feats), L), dtype=torch.long)
-        first = L
         for i, f in enumerate(feats):
             n = len(f['input_ids']); ids[i, L-n:] = torch.tensor(f['input_ids']); labels[i, L-n:] = torch.tensor(f['labels'])
             mask[i, L-n:] = 1
-            nz = (labels[i] != -100).nonzero()
-            if len(nz): first = min(first, int(nz[0]))
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        return {'input_ids': ids, 'attention_mask': mask, 'position_ids': pos, 'labels': labels,
-                'logits_to_keep': max(L - first + 1, 2)}
+        return {'input_ids': ids, 'attention_mask': mask, 'position_ids': pos, 'labels': labels, 'logits_to_keep': target_mask(labels)}
 
-def target_window_loss(outputs, labels, num_items_in_batch=None):
-    "Next-token cross-entropy on the last `K` positions only (`K` = logits kept); sum / `num_items_in_batch` when given."
-    logits = outputs.logits; K = logits.shape[1]
-    tgt = labels[:, labels.shape[1] - K + 1:].to(logits.device)
-    loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100, reduction='sum')
-    n = num_items_in_batch if num_items_in_batch is not None else tgt.ne(-100).sum()
-    return loss / n
+@dataclass
+class PackedCollator:
+    "All examples in one row, no padding; position ids restart per example; `logits_to_keep` is the target mask."
+    def __call__(self, feats:list[dict])->dict:
+        ids = torch.tensor([t for f in feats for t in f['input_ids']])[None]
+        labels = torch.tensor([t for f in feats for t in [-100] + list(f['labels'][1:])])[None]  # never predict across examples
+        pos = torch.cat([torch.arange(len(f['input_ids'])) for f in feats])[None]
+        return {'input_ids': ids, 'position_ids': pos, 'labels': labels, 'logits_to_keep': target_mask(labels), 'use_cache': False}
+
+COLLATORS = {'packed': PackedCollator, 'padded': PaddedCollator}
+
+def target_loss(outputs, labels, num_items_in_batch=None):
+    "Next-token cross-entropy on the kept logits (one row per target); sum / `num_items_in_batch` when given, else mean."
+    logits, tgt = outputs.logits, labels[:, 1:].to(outputs.logits.device)
+    tgt = tgt[tgt != -100]
+    if logits.ndim == 3: logits = logits[:, :-1][labels[:, 1:].to(logits.device) != -100]  # full logits were computed
+    loss = F.cross_entropy(logits.float(), tgt, reduction='sum')
+    return loss / (num_items_in_batch if num_items_in_batch is not None else max(len(tgt), 1))

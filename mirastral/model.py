@@ -8,7 +8,9 @@ import os, json, shutil, tempfile, warnings
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, BitsAndBytesConfig, MistralConfig, MistralForCausalLM
+from transformers import AttentionInterface, AutoModelForCausalLM, BitsAndBytesConfig, MistralConfig, MistralForCausalLM
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.tokenization_mistral_common import MistralCommonBackend
 from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 
@@ -16,8 +18,8 @@ from .schema import tokenizer_path, mistral_tokenizer, mistral_request
 
 # %% auto #0
 __all__ = ['EMBEDDED', 'MISTRAL_7B', 'TINY_CONFIG', 'ALL_PROJ', 'hf_tokenizer', 'cache_dir', 'create_tiny_model',
-           'resolve_model_path', 'compute_dtype', 'load_model', 'trainable_share', 'add_lora', 'run_final_dir',
-           'finetuned_config', 'load_finetuned']
+           'resolve_model_path', 'compute_dtype', 'load_model', 'packed_starts', 'packed_sdpa_forward',
+           'trainable_share', 'add_lora', 'run_final_dir', 'finetuned_config', 'load_finetuned']
 
 # %% ../nbs/02_model.ipynb #5db5ab5e
 def hf_tokenizer(padding_side:str='right')->MistralCommonBackend:
@@ -76,6 +78,30 @@ def load_model(model_name_or_path:str=EMBEDDED, # 'embedded', a local path or a 
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='.*kernels.*')
         return AutoModelForCausalLM.from_pretrained(resolve_model_path(model_name_or_path), **kw)
+
+# %% ../nbs/02_model.ipynb #48be1680
+def packed_starts(position_ids:torch.Tensor|None)->list[int]|None:
+    "Start offsets of the examples packed in a single row (where `position_ids` restart at 0); None if not packed."
+    if position_ids is None or position_ids.ndim != 2 or position_ids.shape[0] != 1: return None
+    starts = (position_ids[0] == 0).nonzero().flatten().tolist()
+    return starts if len(starts) > 1 and starts[0] == 0 else None
+
+def packed_sdpa_forward(module, query, key, value, attention_mask, position_ids=None, **kwargs):
+    "Causal SDPA on each example packed in the row separately (block-diagonal attention); plain `sdpa` otherwise."
+    starts = packed_starts(position_ids) if attention_mask is None and query.shape[2] == key.shape[2] else None
+    if starts is None: return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    ends = starts[1:] + [query.shape[2]]
+    outs = [sdpa_attention_forward(module, query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], None, **kwargs)[0]
+            for s, e in zip(starts, ends)]
+    return torch.cat(outs, dim=1), None
+
+def _packed_sdpa_mask(*args, attention_mask=None, **kwargs):
+    "No mask at all for unpadded rows (the attention finds the packed examples); sdpa's mask for padded batches."
+    if attention_mask is None and getattr(kwargs.get('config'), 'sliding_window', None) is None: return None
+    return sdpa_mask(*args, attention_mask=attention_mask, **kwargs)
+
+AttentionInterface.register('packed_sdpa', packed_sdpa_forward)
+AttentionMaskInterface.register('packed_sdpa', _packed_sdpa_mask)
 
 # %% ../nbs/02_model.ipynb #76179eb5
 ALL_PROJ = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')

@@ -4,23 +4,24 @@
 
 # %% ../nbs/03_train.ipynb #c3de3a42
 from __future__ import annotations
-import dataclasses, json, os, resource, signal, sys, time, typing
+import dataclasses, hashlib, json, os, resource, shutil, signal, sys, tempfile, time, typing
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
 import torch, yaml
-from datasets import Dataset
+from datasets import Dataset, load_from_disk
 from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from .data import read_jsonl, atomic_write_text
-from .schema import mistral_tokenizer
-from .examples import build_examples, TargetWindowCollator, target_window_loss
-from .model import EMBEDDED, ALL_PROJ, hf_tokenizer, load_model, add_lora, trainable_share
+from .schema import mistral_tokenizer, tokenizer_path
+from .examples import build_examples, COLLATORS, target_loss
+from .model import EMBEDDED, ALL_PROJ, cache_dir, hf_tokenizer, load_model, add_lora, trainable_share
 
 # %% auto #0
-__all__ = ['SMALL_MODEL', 'TrainConfig', 'make_config', 'load_datasets', 'model_for', 'conversation_text', 'warm_up_base',
-           'JsonlLogger', 'SignalCheckpoint', 'training_arguments', 'build_trainer', 'train', 'describe']
+__all__ = ['SMALL_MODEL', 'TrainConfig', 'make_config', 'examples_key', 'load_datasets', 'model_for', 'conversation_text',
+           'warm_up_base', 'JsonlLogger', 'SignalCheckpoint', 'training_arguments', 'build_trainer', 'train',
+           'describe']
 
 # %% ../nbs/03_train.ipynb #7bf58db2
 @dataclass
@@ -33,11 +34,13 @@ class TrainConfig:
     # data
     max_seq_len: int = 2048              # longest training example, in tokens
     overflow: str = 'trim_history'       # over-long examples: 'trim_history' (drop oldest turns) or 'drop'
+    batching: str = 'packed'             # 'packed': each batch's examples in one row, no padding; 'padded': length-grouped, left-padded
+    tokenize_cache: bool = True          # keep tokenized examples in $MIRASTRAL_CACHE/examples, keyed by data + tokenizer + settings
     max_train_samples: int = 400         # conversations used for training (0 = all)
     max_eval_samples: int = 60           # validation conversations evaluated (0 = all)
     # model and adapters
     load_in_4bit: bool = False           # QLoRA: bitsandbytes NF4 + double quantisation
-    attn_implementation: str = 'sdpa'
+    attn_implementation: str = 'packed_sdpa' # 'packed_sdpa' (02_model), 'sdpa', 'eager', 'flash_attention_2' on a GPU with flash-attn
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -93,11 +96,18 @@ def make_config(path:str|Path|None=None, # YAML file of TrainConfig fields
 # %% ../nbs/03_train.ipynb #54dbd404
 def _take(recs, n): return recs[:n] if n and n > 0 else recs
 
-def load_datasets(cfg:TrainConfig, progress:bool=True)->tuple[Dataset, Dataset, dict]:
-    "Train and eval datasets of serving-parity examples, plus example statistics."
+def _sha(path:Path)->str: return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+def examples_key(cfg:TrainConfig)->str:
+    "Cache key of the tokenized examples of `cfg`: data, tokenizer, example settings and the example-building code."
     dd = Path(cfg.data_dir)
-    for f in ('train.jsonl', 'val.jsonl'):
-        if not (dd/f).exists(): raise FileNotFoundError(f"{dd/f} not found: run `mirastral reformat RAW_DIR {dd}` (or `mirastral demo`) first")
+    code = [Path(build_examples.__code__.co_filename), Path(tokenizer_path.__code__.co_filename)]
+    parts = [_sha(dd/'train.jsonl'), _sha(dd/'val.jsonl'), _sha(tokenizer_path()), *map(_sha, code),
+             cfg.max_seq_len, cfg.overflow, cfg.max_train_samples, cfg.max_eval_samples]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:20]
+
+def _tokenize(cfg:TrainConfig, progress:bool)->tuple[Dataset, Dataset, dict]:
+    dd = Path(cfg.data_dir)
     tr, tr_stats = build_examples(_take(read_jsonl(dd/'train.jsonl'), cfg.max_train_samples), cfg.max_seq_len, cfg.overflow, progress)
     ev, ev_stats = build_examples(_take(read_jsonl(dd/'val.jsonl'), cfg.max_eval_samples), cfg.max_seq_len, cfg.overflow, progress)
     if not tr: raise ValueError(f"no training examples in {dd} (max_seq_len {cfg.max_seq_len} too small?)")
@@ -105,6 +115,33 @@ def load_datasets(cfg:TrainConfig, progress:bool=True)->tuple[Dataset, Dataset, 
                                          'length': [len(x['input_ids']) for x in xs]})
     tr_stats.pop('dropped_examples'); ev_stats.pop('dropped_examples')
     return cols(tr), cols(ev), {'train': tr_stats, 'eval': ev_stats}
+
+def _is_main_process()->bool: return int(os.environ.get('RANK', '0')) == 0
+
+def load_datasets(cfg:TrainConfig, progress:bool=True)->tuple[Dataset, Dataset, dict]:
+    "Train and eval datasets of serving-parity examples, plus example statistics (loaded from the cache when it has them)."
+    dd = Path(cfg.data_dir)
+    for f in ('train.jsonl', 'val.jsonl'):
+        if not (dd/f).exists(): raise FileNotFoundError(f"{dd/f} not found: run `mirastral reformat RAW_DIR {dd}` (or `mirastral demo`) first")
+    t0 = time.perf_counter()
+    if not cfg.tokenize_cache:
+        tr, ev, stats = _tokenize(cfg, progress); stats['cache'] = 'off'
+    else:
+        d = cache_dir()/'examples'/examples_key(cfg)
+        if (d/'stats.json').exists():
+            tr, ev, stats = load_from_disk(str(d/'train')), load_from_disk(str(d/'eval')), json.loads((d/'stats.json').read_text())
+            stats['cache'] = f'hit {d}'
+        else:
+            tr, ev, stats = _tokenize(cfg, progress); stats['cache'] = f'written {d}'
+            if _is_main_process():  # other ranks of a data-parallel run tokenize for themselves and write nothing
+                d.parent.mkdir(parents=True, exist_ok=True)
+                tmp = Path(tempfile.mkdtemp(dir=d.parent, prefix='.tmp-'))
+                tr.save_to_disk(str(tmp/'train')); ev.save_to_disk(str(tmp/'eval'))
+                (tmp/'stats.json').write_text(json.dumps({k: v for k, v in stats.items() if k != 'cache'}))
+                try: tmp.rename(d)
+                except OSError: shutil.rmtree(tmp, ignore_errors=True)  # written meanwhile by another run
+    stats['seconds'] = round(time.perf_counter() - t0, 2)
+    return tr, ev, stats
 
 # %% ../nbs/03_train.ipynb #c8bee488
 SMALL_MODEL = 100_000_000  # parameters: below this, 'auto' trains embeddings + output layer and skips checkpointing
@@ -162,7 +199,7 @@ class JsonlLogger(TrainerCallback):
     "Mirror `Trainer` logs into `log.jsonl` and `log.csv`, continuous across resumes."
     def __init__(self, results_dir:Path): self.path = Path(results_dir)/'log.jsonl'
     def on_train_begin(self, args, state, control, **kw):
-        if self.path.exists() and state.global_step:  # resumed: forget entries after the checkpoint
+        if self.path.exists() and state.global_step and state.is_world_process_zero:  # resumed: forget entries after the checkpoint
             keep = [r for r in read_jsonl(self.path) if r.get('step', 0) <= state.global_step]
             atomic_write_text(self.path, ''.join(json.dumps(r) + '\n' for r in keep))
     def on_log(self, args, state, control, logs=None, **kw):
@@ -189,10 +226,11 @@ class SignalCheckpoint(TrainerCallback):
         for s, h in self._old.items(): signal.signal(s, h)
 
 # %% ../nbs/03_train.ipynb #284e86cb
-def training_arguments(cfg:TrainConfig, results_dir:Path, progress:bool=True)->TrainingArguments:
+def training_arguments(cfg:TrainConfig, results_dir:Path, progress:bool=True, eval_on_start:bool=False)->TrainingArguments:
     "`TrainingArguments` for `cfg`, writing checkpoints and logs to `results_dir`."
     cuda = torch.cuda.is_available()
     optim = cfg.optim if cfg.optim != 'auto' else ('paged_adamw_8bit' if cuda else 'adamw_torch')
+    if cfg.batching not in COLLATORS: raise ValueError(f"batching: expected one of {sorted(COLLATORS)}, got {cfg.batching!r}")
     return TrainingArguments(
         output_dir=str(results_dir), run_name=cfg.run_name, seed=cfg.seed, data_seed=cfg.seed,
         num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps,
@@ -202,16 +240,18 @@ def training_arguments(cfg:TrainConfig, results_dir:Path, progress:bool=True)->T
         max_grad_norm=cfg.max_grad_norm, optim=optim,
         bf16=cuda and torch.cuda.is_bf16_supported(), fp16=False,
         logging_steps=cfg.logging_steps, report_to=[] if cfg.report_to == 'none' else [cfg.report_to],
-        eval_strategy='steps', eval_steps=cfg.eval_steps, save_strategy='steps', save_steps=cfg.save_steps,
+        eval_strategy='steps', eval_steps=cfg.eval_steps, eval_on_start=eval_on_start, save_strategy='steps', save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit, prediction_loss_only=True, remove_unused_columns=False,
-        train_sampling_strategy='group_by_length', length_column_name='length',
-        dataloader_num_workers=cfg.dataloader_num_workers, disable_tqdm=not progress, use_cpu=not cuda)
+        train_sampling_strategy='group_by_length' if cfg.batching == 'padded' else 'random', length_column_name='length',
+        dataloader_num_workers=cfg.dataloader_num_workers, disable_tqdm=not progress, use_cpu=not cuda,
+        ddp_find_unused_parameters=False)
 
-def build_trainer(cfg:TrainConfig, model, train_ds:Dataset, eval_ds:Dataset, tok, results_dir:Path, progress:bool=True)->Trainer:
-    "A `Trainer` for `cfg` with MiraStral's collator, target-window loss, JSONL logger and signal checkpointing."
-    return Trainer(model=model, args=training_arguments(cfg, results_dir, progress), train_dataset=train_ds, eval_dataset=eval_ds,
-                   data_collator=TargetWindowCollator(pad_token_id=tok.pad_token_id), processing_class=tok,
-                   compute_loss_func=target_window_loss, callbacks=[JsonlLogger(results_dir), SignalCheckpoint()])
+def build_trainer(cfg:TrainConfig, model, train_ds:Dataset, eval_ds:Dataset, tok, results_dir:Path, progress:bool=True,
+                  eval_on_start:bool=False)->Trainer:
+    "A `Trainer` for `cfg` with MiraStral's collator, target-only loss, JSONL logger and signal checkpointing."
+    return Trainer(model=model, args=training_arguments(cfg, results_dir, progress, eval_on_start), train_dataset=train_ds, eval_dataset=eval_ds,
+                   data_collator=COLLATORS[cfg.batching](**({'pad_token_id': tok.pad_token_id} if cfg.batching == 'padded' else {})),
+                   processing_class=tok, compute_loss_func=target_loss, callbacks=[JsonlLogger(results_dir), SignalCheckpoint()])
 
 # %% ../nbs/03_train.ipynb #bbc00fce
 def _peak_rss_mb()->float: return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -226,22 +266,26 @@ def train(cfg:TrainConfig, progress:bool=True)->dict:
         if summary.get('status') == 'finished':  # re-running a finished command trains nothing
             print(f"already finished with this config: {final} (change a setting or delete final_model/ to train again)")
             return summary
-    results.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(results/'config.yaml', yaml.safe_dump(asdict(cfg), sort_keys=False))
+    main = _is_main_process()  # of a torchrun / accelerate data-parallel run; only it writes
+    if main:
+        results.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(results/'config.yaml', yaml.safe_dump(asdict(cfg), sort_keys=False))
     train_ds, eval_ds, ex_stats = load_datasets(cfg, progress)
     print(f"data: {ex_stats['train']['examples']} training examples from {ex_stats['train']['conversations']} conversations "
           f"({ex_stats['train']['tokens']:,} tokens, {ex_stats['train']['target_tokens']:,} with loss; serving-parity cost "
-          f"{ex_stats['train']['expansion']}x a whole-conversation row); {ex_stats['eval']['examples']} eval examples")
-    print("batching: length-grouped, left-padded batches; output layer and loss on the target window only "
-          "(packing needs a block-diagonal mask, see issue 5)")
+          f"{ex_stats['train']['expansion']}x a whole-conversation row); {ex_stats['eval']['examples']} eval examples "
+          f"(tokenized in {ex_stats['seconds']} s; cache {ex_stats['cache']})")
+    print(f"batching: {'packed rows, no padding' if cfg.batching == 'packed' else 'length-grouped, left-padded batches'}"
+          f" ({cfg.attn_implementation} attention); output layer and loss on the target tokens only")
     tok = hf_tokenizer()
     model = model_for(cfg)
-    trainer = build_trainer(cfg, model, train_ds, eval_ds, tok, results, progress)
-    last = get_last_checkpoint(str(results)) if any(results.glob('checkpoint-*')) else None
+    last = get_last_checkpoint(str(results)) if results.is_dir() and any(results.glob('checkpoint-*')) else None
     if last: print(f"resuming from {last}")
-    else: trainer.evaluate()  # step-0 validation loss, logged like every other evaluation
-    # The length-grouped sampler shuffles with the global RNG, and every DataLoader pass (the step-0 evaluation above)
-    # draws from it: reseed so a fresh run and a resumed one shuffle identically (Trainer restores the rest).
+    # A fresh run evaluates at step 0 (the loss drop is measured, not guessed) inside `train()`: an `evaluate()` before
+    # `train()` would make accelerate skip wrapping the model in DDP, and data-parallel ranks would not share gradients.
+    trainer = build_trainer(cfg, model, train_ds, eval_ds, tok, results, progress, eval_on_start=not last)
+    # The samplers shuffle with the global RNG: reseed so a fresh run and a resumed one shuffle identically
+    # (Trainer restores the rest).
     set_seed(cfg.seed)
     res = trainer.train(resume_from_checkpoint=last)
     sig = next(c for c in trainer.callback_handler.callbacks if isinstance(c, SignalCheckpoint)).received
@@ -250,15 +294,17 @@ def train(cfg:TrainConfig, progress:bool=True)->dict:
     if not sig:
         if not evals or evals[-1][0] != trainer.state.global_step:
             m = trainer.evaluate(); evals.append((trainer.state.global_step, m['eval_loss']))
+    if not sig and main:
         final.mkdir(parents=True, exist_ok=True)
         trainer.model.save_pretrained(final, safe_serialization=True); tok.save_pretrained(final)
         atomic_write_text(final/'config.yaml', yaml.safe_dump(asdict(cfg), sort_keys=False))
     t, n = trainable_share(trainer.model)
     steps_run = trainer.state.global_step - (int(Path(last).name.split('-')[-1]) if last else 0)  # this session's steps
-    tokens_seen = ex_stats['train']['tokens'] / max(len(train_ds), 1) * steps_run * cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    world = trainer.args.world_size
+    tokens_seen = ex_stats['train']['tokens'] / max(len(train_ds), 1) * steps_run * cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * world
     summary = {'status': f'interrupted by {sig}: checkpoint saved, re-run to resume' if sig else 'finished',
                'model': cfg.model_name_or_path, 'load_in_4bit': cfg.load_in_4bit, 'output_dir': str(out),
-               'steps': trainer.state.global_step, 'max_steps': trainer.state.max_steps, 'resumed_from': last,
+               'batching': cfg.batching, 'processes': world, 'steps': trainer.state.global_step, 'max_steps': trainer.state.max_steps, 'resumed_from': last,
                'examples': ex_stats, 'trainable_params': t, 'total_params': n, 'trainable_share': round(t / n, 5),
                'eval_loss_first': evals[0][1] if evals else None, 'eval_loss_last': evals[-1][1] if evals else None,
                'eval_curve': evals, 'train_runtime_s': round(res.metrics.get('train_runtime', 0), 1),
@@ -266,9 +312,10 @@ def train(cfg:TrainConfig, progress:bool=True)->dict:
                'peak_rss_mb': round(_peak_rss_mb(), 1),
                'peak_cuda_mb': round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
                'wall_time_s': round(time.perf_counter() - t0, 1)}
-    target = final if not sig else results
-    target.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(target/'training_summary.json', json.dumps(summary, indent=2) + '\n')
+    if main:
+        target = final if not sig else results
+        target.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target/'training_summary.json', json.dumps(summary, indent=2) + '\n')
     return summary
 
 def describe(summary:dict)->str:
