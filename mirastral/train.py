@@ -4,11 +4,11 @@
 
 # %% ../nbs/03_train.ipynb #c3de3a42
 from __future__ import annotations
-import dataclasses, hashlib, json, os, resource, shutil, signal, sys, tempfile, time, typing
+import contextlib, dataclasses, hashlib, json, os, resource, shutil, signal, sys, tempfile, time, typing
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
-import torch, yaml
+import datasets, torch, yaml
 from datasets import Dataset, load_from_disk
 from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
@@ -116,6 +116,14 @@ def _tokenize(cfg:TrainConfig, progress:bool)->tuple[Dataset, Dataset, dict]:
     tr_stats.pop('dropped_examples'); ev_stats.pop('dropped_examples')
     return cols(tr), cols(ev), {'train': tr_stats, 'eval': ev_stats}
 
+@contextlib.contextmanager
+def _quiet_datasets():
+    "No 'Saving the dataset' bars for a cache write that takes milliseconds."
+    was = datasets.utils.logging.is_progress_bar_enabled(); datasets.utils.logging.disable_progress_bar()
+    try: yield
+    finally:
+        if was: datasets.utils.logging.enable_progress_bar()
+
 def _is_main_process()->bool: return int(os.environ.get('RANK', '0')) == 0
 
 def load_datasets(cfg:TrainConfig, progress:bool=True)->tuple[Dataset, Dataset, dict]:
@@ -136,7 +144,7 @@ def load_datasets(cfg:TrainConfig, progress:bool=True)->tuple[Dataset, Dataset, 
             if _is_main_process():  # other ranks of a data-parallel run tokenize for themselves and write nothing
                 d.parent.mkdir(parents=True, exist_ok=True)
                 tmp = Path(tempfile.mkdtemp(dir=d.parent, prefix='.tmp-'))
-                tr.save_to_disk(str(tmp/'train')); ev.save_to_disk(str(tmp/'eval'))
+                with _quiet_datasets(): tr.save_to_disk(str(tmp/'train')); ev.save_to_disk(str(tmp/'eval'))
                 (tmp/'stats.json').write_text(json.dumps({k: v for k, v in stats.items() if k != 'cache'}))
                 try: tmp.rename(d)
                 except OSError: shutil.rmtree(tmp, ignore_errors=True)  # written meanwhile by another run
