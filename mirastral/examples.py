@@ -4,8 +4,9 @@
 
 # %% ../nbs/02a_examples.ipynb #88d1fab2
 from __future__ import annotations
-import copy
+import copy, os
 from dataclasses import dataclass
+from multiprocessing import get_context
 
 import torch
 import torch.nn.functional as F
@@ -64,13 +65,39 @@ def turn_examples(rec:dict, # canonical record
     return out, dropped
 
 # %% ../nbs/02a_examples.ipynb #edac39ca
-def build_examples(records:list[dict], max_seq_len:int=4096, overflow:str='trim_history',
-                   progress:bool=True)->tuple[list[dict], dict]:
-    "Serving-parity examples for all `records`, plus statistics (counts, tokens, expansion cost, drops)."
+def _examples_of(recs, max_seq_len, overflow):
+    "Examples, drops and whole-conversation token counts of `recs` (runs in worker processes)."
     out, dropped, whole = [], [], 0
-    for r in tqdm(records, desc='tokenize', unit='conv', disable=not progress, mininterval=1):
+    for r in recs:
         exs, d = turn_examples(r, max_seq_len, overflow); out += exs; dropped += d
         whole += r['meta'].get('tokens') or len(_encode(r['messages'], r.get('tools'), 'finetuning'))
+    return out, dropped, whole
+
+def _examples_of_star(args): return _examples_of(*args)
+
+def _cores()->int:
+    "CPU cores this process may use (a scheduler's allocation, not the whole node)."
+    try: return len(os.sched_getaffinity(0))
+    except AttributeError: return os.cpu_count() or 1
+
+def build_examples(records:list[dict], max_seq_len:int=4096, overflow:str='trim_history',
+                   progress:bool=True,
+                   n_proc:int|None=None, # worker processes; default: the cores this process may use, when it pays
+                  )->tuple[list[dict], dict]:
+    "Serving-parity examples for all `records`, plus statistics (counts, tokens, expansion cost, drops)."
+    chunk = 32
+    parts = [records[i:i + chunk] for i in range(0, len(records), chunk)]
+    n_proc = _cores() if n_proc is None else n_proc
+    out, dropped, whole = [], [], 0
+    bar = tqdm(total=len(records), desc='tokenize', unit='conv', disable=not progress, mininterval=1)
+    if n_proc > 1 and len(parts) > 2:
+        with get_context('fork').Pool(min(n_proc, len(parts))) as pool:
+            results = pool.imap(_examples_of_star, [(p, max_seq_len, overflow) for p in parts])
+            for p, (o, d, w) in zip(parts, results): out += o; dropped += d; whole += w; bar.update(len(p))
+    else:
+        for p in parts:
+            o, d, w = _examples_of(p, max_seq_len, overflow); out += o; dropped += d; whole += w; bar.update(len(p))
+    bar.close()
     toks = sum(len(e['input_ids']) for e in out); tgt = sum(len(e['input_ids']) - e['prompt_len'] for e in out)
     stats = {'conversations': len(records), 'examples': len(out), 'tokens': toks, 'target_tokens': tgt,
              'whole_conversation_tokens': whole, 'expansion': round(toks / whole, 2) if whole else None,
