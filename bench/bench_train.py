@@ -15,6 +15,7 @@ Arms:
   trl_padding_free  TRL `SFTTrainer`, `padding_free=True` without packing (each batch flattened into one row);
   trl_padded        TRL `SFTTrainer`, padded batches, completion-only loss;
   mirastral_padded  MiraStral, `batching='padded'`: length-grouped left-padded batches, output layer on targets only;
+  mirastral_sdpa    MiraStral's packed rows on plain `sdpa` (transformers' block-diagonal mask over the whole row);
   mirastral         MiraStral's default: packed rows with `packed_sdpa` attention, output layer on targets only.
 TRL's padding-free and packed batches run on `sdpa` here (no FlashAttention on a CPU); transformers then builds a
 block-diagonal mask over the whole packed row.
@@ -26,7 +27,7 @@ Prints a table, writes JSON and a PNG bar chart. Figures, not tests: nothing her
 import argparse, json, os, platform, random, resource, shutil, subprocess, sys, time
 from pathlib import Path
 
-ARMS = ['naive', 'trl_packing', 'trl_padding_free', 'trl_padded', 'mirastral_padded', 'mirastral']
+ARMS = ['naive', 'trl_packing', 'trl_padding_free', 'trl_padded', 'mirastral_padded', 'mirastral_sdpa', 'mirastral']
 DATASETS = {'demo': 2048, 'long': 4096}  # dataset -> max_seq_len
 
 # ---------------------------------------------------------------------------------------------------------------- data
@@ -96,7 +97,7 @@ def run_arm(arm:str, data:Path, steps:int, batch:int, n_train:int, max_seq_len:i
     cfg = TrainConfig(data_dir=str(data), output_dir=f'/tmp/mira_bench_{arm}', max_steps=steps, per_device_train_batch_size=batch,
                       max_seq_len=max_seq_len, max_train_samples=n_train, eval_steps=10**9, save_steps=10**9, report_to='none',
                       lora_dropout=0.0, batching='padded' if arm == 'mirastral_padded' else 'packed',
-                      attn_implementation='packed_sdpa' if mira else 'sdpa')
+                      attn_implementation='packed_sdpa' if mira and arm != 'mirastral_sdpa' else 'sdpa')
     train_ds, eval_ds, _ = load_datasets(cfg, progress=False)
     tok, counts = hf_tokenizer(), {'positions': 0, 'real': 0, 'loss': 0, 'batches': 0}
     model = model_for(cfg)
