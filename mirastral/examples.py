@@ -142,9 +142,8 @@ class PackedCollator:
 COLLATORS = {'packed': PackedCollator, 'padded': PaddedCollator}
 
 def target_loss(outputs, labels, num_items_in_batch=None):
-    "Next-token cross-entropy on the kept logits (one row per target); sum / `num_items_in_batch` when given, else mean."
-    logits, tgt = outputs.logits, labels[:, 1:].to(outputs.logits.device)
+    "Cross-entropy of the kept logits (one row per target, `logits_to_keep=target_mask(labels)`); sum / `num_items_in_batch` when given, else mean."
+    tgt = labels[:, 1:].to(outputs.logits.device)
     tgt = tgt[tgt != -100]
-    if logits.ndim == 3: logits = logits[:, :-1][labels[:, 1:].to(logits.device) != -100]  # full logits were computed
-    loss = F.cross_entropy(logits.float(), tgt, reduction='sum')
+    loss = F.cross_entropy(outputs.logits.float(), tgt, reduction='sum')
     return loss / (num_items_in_batch if num_items_in_batch is not None else max(len(tgt), 1))

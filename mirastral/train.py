@@ -140,7 +140,8 @@ def load_datasets(cfg:TrainConfig, progress:bool=True)->tuple[Dataset, Dataset, 
             tr, ev, stats = load_from_disk(str(d/'train')), load_from_disk(str(d/'eval')), json.loads((d/'stats.json').read_text())
             stats['cache'] = f'hit {d}'
         else:
-            tr, ev, stats = _tokenize(cfg, progress); stats['cache'] = f'written {d}'
+            tr, ev, stats = _tokenize(cfg, progress)
+            stats['cache'] = f'written {d}' if _is_main_process() else 'miss (only rank 0 writes it)'
             if _is_main_process():  # other ranks of a data-parallel run tokenize for themselves and write nothing
                 d.parent.mkdir(parents=True, exist_ok=True)
                 tmp = Path(tempfile.mkdtemp(dir=d.parent, prefix='.tmp-'))
