@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from mistral_common.protocol.instruct.request import ChatCompletionRequest
 from tqdm.auto import tqdm
+from transformers import DataCollatorWithFlattening
 
 from .schema import mistral_tokenizer, conversation_key
 
@@ -130,14 +131,11 @@ class PaddedCollator:
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         return {'input_ids': ids, 'attention_mask': mask, 'position_ids': pos, 'labels': labels, 'logits_to_keep': target_mask(labels)}
 
-@dataclass
-class PackedCollator:
-    "All examples in one row, no padding; position ids restart per example; `logits_to_keep` is the target mask."
+class PackedCollator(DataCollatorWithFlattening):
+    "transformers' flattening (one row, -100 at each example's start, restarting position ids) + the target mask, no cache."
     def __call__(self, feats:list[dict])->dict:
-        ids = torch.tensor([t for f in feats for t in f['input_ids']])[None]
-        labels = torch.tensor([t for f in feats for t in [-100] + list(f['labels'][1:])])[None]  # never predict across examples
-        pos = torch.cat([torch.arange(len(f['input_ids'])) for f in feats])[None]
-        return {'input_ids': ids, 'position_ids': pos, 'labels': labels, 'logits_to_keep': target_mask(labels), 'use_cache': False}
+        b = super().__call__([{'input_ids': f['input_ids'], 'labels': f['labels']} for f in feats])
+        return {**b, 'logits_to_keep': target_mask(b['labels']), 'use_cache': False}
 
 COLLATORS = {'packed': PackedCollator, 'padded': PaddedCollator}
 

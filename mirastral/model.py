@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_model.ipynb #f74a0b3c
 from __future__ import annotations
-import os, json, shutil, tempfile, warnings
+import os, json, shutil, tempfile, warnings, weakref
 from pathlib import Path
 
 import torch
@@ -80,11 +80,18 @@ def load_model(model_name_or_path:str=EMBEDDED, # 'embedded', a local path or a 
         return AutoModelForCausalLM.from_pretrained(resolve_model_path(model_name_or_path), **kw)
 
 # %% ../nbs/02_model.ipynb #48be1680
+_last_starts = (None, None)  # (weak reference to the position ids, their starts)
+
 def packed_starts(position_ids:torch.Tensor|None)->list[int]|None:
     "Start offsets of the examples packed in a single row (where `position_ids` restart at 0); None if not packed."
+    global _last_starts
     if position_ids is None or position_ids.ndim != 2 or position_ids.shape[0] != 1: return None
-    starts = (position_ids[0] == 0).nonzero().flatten().tolist()
-    return starts if len(starts) > 1 and starts[0] == 0 else None
+    ref, starts = _last_starts
+    if ref is not None and ref() is position_ids: return starts  # the other layers of the same forward (and recompute)
+    starts = (position_ids[0] == 0).nonzero().flatten().tolist()  # reading them is a device sync on a GPU: once a forward
+    starts = starts if len(starts) > 1 and starts[0] == 0 else None
+    _last_starts = (weakref.ref(position_ids), starts)
+    return starts
 
 def packed_sdpa_forward(module, query, key, value, attention_mask, position_ids=None, **kwargs):
     "Causal SDPA on each example packed in the row separately (block-diagonal attention); plain `sdpa` otherwise."
