@@ -7,7 +7,7 @@ PY    := $(BIN)/python
 # CPU wheel of torch; installed before the package so no dependency resolves a CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test check-sync nbtest pytest clean
+.PHONY: setup demo test check-sync lint nbtest pytest clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,10 @@ check-sync: setup
 	   echo "ERROR: nbdev_export / nbdev_clean changed files: the module or notebooks were not in sync."; \
 	   diff <(echo "$$before") <(echo "$$after"); git status --short mirastral nbs; exit 1; \
 	 else echo "module in sync with notebooks; notebooks clean"; fi
+
+## Lint the exported module, benchmarks and tests (rules in pyproject.toml; fix them in the notebooks, then nbdev_export).
+lint: setup
+	$(BIN)/ruff check mirastral bench tests
 
 nbtest: setup
 	$(BIN)/nbdev_test --n_workers 2 --do_print

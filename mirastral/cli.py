@@ -13,8 +13,8 @@ from .explore import (load_canonical, conversation_table, reject_table, tool_usa
                                summarize, summarize_conversations)
 
 # %% auto #0
-__all__ = ['INTERRUPTED', 'DEMO_STEPS', 'DEMO_WARMUP', 'cmd_demo_data', 'cmd_reformat', 'cmd_explore', 'cmd_train', 'cmd_warmup',
-           'cmd_evaluate', 'cmd_chat', 'cmd_export', 'cmd_demo', 'build_parser', 'main']
+__all__ = ['INTERRUPTED', 'DEMO_STEPS', 'DEMO_WARMUP', 'USER_ERRORS', 'cmd_demo_data', 'cmd_reformat', 'cmd_explore', 'cmd_train',
+           'cmd_warmup', 'cmd_evaluate', 'cmd_chat', 'cmd_export', 'cmd_demo', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #57202ec0
 def cmd_demo_data(a):
@@ -116,6 +116,7 @@ DEMO_WARMUP = 200  # plain-text warm-up steps of the tiny base in `mirastral dem
 def build_parser()->argparse.ArgumentParser:
     "The `mirastral` argument parser, one subparser per command."
     p = argparse.ArgumentParser(prog='mirastral', description='Fine-tune Mistral-7B-Instruct v0.3 into a safe, tool-using therapeutic assistant.')
+    p.add_argument('--debug', action='store_true', help='show the full traceback of an error')
     sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
     s = sub.add_parser('demo-data', help='write the synthetic demo corpus (raw worker directories)')
     s.add_argument('raw_dir', type=Path); s.add_argument('--n', type=int, default=2000, help='sessions to generate (default 2000)')
@@ -162,13 +163,32 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--eval-conversations', type=int, default=40, help='validation conversations evaluated (0: skip evaluation)')
     s.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'), help='training override (repeatable)')
     s.set_defaults(func=cmd_demo)
+    for s in sub.choices.values():  # `mirastral CMD ... --debug` as well as `mirastral --debug CMD ...`
+        s.add_argument('--debug', action='store_true', default=argparse.SUPPRESS, help='show the full traceback of an error')
     return p
 
+
+# %% ../nbs/90_cli.ipynb #b6637df9
+USER_ERRORS = (ValueError, OSError)  # bad input or a path problem: one line, exit 2 (FileNotFoundError, PermissionError, ... are OSErrors)
+
 def main(argv:list[str]|None=None)->int:
-    "Entry point of the `mirastral` console script."
+    "Entry point of the `mirastral` console script: a user's mistake is one line on stderr and exit status 2, never a traceback."
     a = build_parser().parse_args(argv)
-    try: return a.func(a) or 0
-    except (FileNotFoundError, NotADirectoryError, FileExistsError, ValueError) as e:
-        print(f"mirastral {a.command}: error: {e}", file=sys.stderr); return 2
+    try:
+        return a.func(a) or 0
+    except KeyboardInterrupt:
+        print(f"mirastral {a.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if a.debug:
+            raise
+        msg = ' '.join(str(e).split()) or type(e).__name__
+        if isinstance(e, USER_ERRORS):
+            print(f"mirastral {a.command}: error: {msg}", file=sys.stderr)
+            return 2
+        print(f"mirastral {a.command}: error: unexpected {type(e).__name__}: {msg} "
+              "(this is a bug: please report it with the output of --debug)", file=sys.stderr)
+        return 1
 
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # `python -m mirastral.cli` (torchrun), not the notebook
+

@@ -9,11 +9,8 @@ from mirastral.data import read_jsonl
 from conftest import BIN, run_cli
 
 @pytest.fixture(scope='module')
-def run(demo, tmp_path_factory):
-    out = tmp_path_factory.mktemp('eval')/'run'
-    run_cli('train', '-p', 'data_dir', demo[1], '-p', 'output_dir', out, '-p', 'max_train_samples', 40, '-p', 'max_eval_samples', 6,
-            '-p', 'max_steps', 8, '-p', 'per_device_train_batch_size', 4, '-p', 'report_to', 'none', '--no-progress')
-    return out
+def run(tiny_run):
+    return tiny_run
 
 def test_evaluate_prints_the_table_and_writes_the_report(run):
     r = run_cli('evaluate', run, '--max-conversations', 6, '--max-new-tokens', 24, '--no-progress')
