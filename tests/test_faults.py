@@ -4,7 +4,6 @@ Each case runs `mirastral ...` in a fresh folder (in this process, or in its own
 with the expected exit status; a status-2 case must print one line `mirastral CMD: error: ...` holding the expected
 fragment, and no traceback. `check` then looks at the outputs (old outputs intact, nothing lost, ...)."""
 import contextlib, importlib, io, pkgutil, subprocess, sys
-from pathlib import Path
 import pytest
 from conftest import BIN
 import faults
@@ -19,7 +18,8 @@ def test_case_names_are_unique():
 def _run(case, ctx, monkeypatch):
     argv = [str(a) for a in case.argv(ctx)]
     if case.subprocess:
-        r = subprocess.run([str(BIN/'mirastral'), *argv], input=case.stdin or '', capture_output=True, text=True, cwd=ctx.tmp)
+        r = subprocess.run([str(BIN/'mirastral'), *argv], input=case.stdin or '', capture_output=True, text=True,
+                           cwd=ctx.tmp)
         return Result(r.returncode, r.stdout, r.stderr)
     from mirastral.cli import main
     monkeypatch.chdir(ctx.tmp)
@@ -36,7 +36,8 @@ def test_fault(case, demo, tiny_run, tmp_path, monkeypatch):
     if case.setup: case.setup(ctx)
     r = _run(case, ctx, monkeypatch)
     assert 'Traceback' not in r.err, r.err[-3000:]
-    assert r.status == case.status, f'exit {r.status}, expected {case.status}\nstdout: {r.out[-1500:]}\nstderr: {r.err[-1500:]}'
+    assert r.status == case.status, \
+        f'exit {r.status}, expected {case.status}\nstdout: {r.out[-1500:]}\nstderr: {r.err[-1500:]}'
     if case.status == 2:
         errors = [l for l in r.err.splitlines() if ': error: ' in l and l.startswith('mirastral')]
         assert len(errors) == 1, r.err[-2000:]
