@@ -5,9 +5,14 @@
 # %% ../nbs/01b_tools.ipynb #56a5f8a1
 from __future__ import annotations
 import re
+from pathlib import Path
+
+import yaml
+
 
 # %% auto #0
-__all__ = ['TOOL_SPECS', 'TOOL_NAMES', 'CRISIS_TOOL', 'CRISIS_LINES', 'EMERGENCY_NUMBERS', 'PUBLIC_NUMBERS']
+__all__ = ['TOOL_SPECS', 'TOOL_NAMES', 'CRISIS_TOOL', 'RESOURCES', 'CRISIS_DATA', 'CRISIS_LINES', 'EMERGENCY_NUMBERS',
+           'PUBLIC_NUMBERS', 'load_crisis_lines', 'how_to_reach']
 
 # %% ../nbs/01b_tools.ipynb #c5eddc11
 def _fn(name, description, properties, required):
@@ -34,17 +39,29 @@ TOOL_NAMES = [t['function']['name'] for t in TOOL_SPECS]
 CRISIS_TOOL = 'get_crisis_resources'
 
 # %% ../nbs/01b_tools.ipynb #938978f4
-CRISIS_LINES = {
-    'US': [('988 Suicide & Crisis Lifeline', 'call or text 988'), ('Crisis Text Line', 'text HOME to 741741')],
-    'GB': [('Samaritans', 'call 116 123'), ('Shout', 'text SHOUT to 85258')],
-    'IE': [('Samaritans Ireland', 'call 116 123'), ('Text About It', 'text HELLO to 50808')],
-    'CA': [('9-8-8 Suicide Crisis Helpline', 'call or text 988')],
-    'AU': [('Lifeline', 'call 13 11 14'), ('Beyond Blue', 'call 1300 22 4636')],
-    'NZ': [('Need to Talk?', 'call or text 1737'), ('Lifeline Aotearoa', 'call 0800 543 354')],
-    'DE': [('TelefonSeelsorge', 'call 0800 111 0 111')],
-    'IN': [('Tele-MANAS', 'call 14416')],
-}
-EMERGENCY_NUMBERS = {'US': '911', 'CA': '911', 'GB': '999', 'IE': '112', 'AU': '000', 'NZ': '111', 'DE': '112', 'IN': '112'}
+RESOURCES = Path(__file__).parent/'resources' if '__file__' in globals() else Path('../mirastral/resources')
+
+def load_crisis_lines(path:Path|None=None # default: mirastral/resources/crisis_lines.yaml
+                     )->dict:
+    "Country code -> {name, emergency, lines: [...]}: the reviewed list of public crisis lines."
+    return yaml.safe_load(Path(path or RESOURCES/'crisis_lines.yaml').read_text(encoding='utf-8'))
+
+CRISIS_DATA = load_crisis_lines()
+
+
+# %% ../nbs/01b_tools.ipynb #ab4a20fe
+def how_to_reach(line:dict)->str:
+    "How a client reaches `line`, in words: 'call or text 988', 'text HOME to 741741'."
+    ways = [w for w in ('call', 'text') if w in line['contact']]
+    if ways == ['text'] and line.get('keyword'): return f"text {line['keyword']} to {line['number']}"
+    how = f"{' or '.join(ways)} {line['number']}" if ways else f"chat at {line['source']}"
+    return how + (f" (text {line['keyword']})" if line.get('keyword') and 'text' in ways and len(ways) > 1 else '')
+
+CRISIS_LINES = {cc: [(ln['name'], how_to_reach(ln)) for ln in c['lines']] for cc, c in CRISIS_DATA.items()}
+EMERGENCY_NUMBERS = {cc: c['emergency'] for cc, c in CRISIS_DATA.items()}
 
 def _digits(s:str)->str: return re.sub(r'\D', '', s)
-PUBLIC_NUMBERS = frozenset(_digits(how) for lines in CRISIS_LINES.values() for _, how in lines if len(_digits(how)) >= 6)
+
+PUBLIC_NUMBERS = frozenset(_digits(n) for c in CRISIS_DATA.values() for ln in c['lines']
+                           for n in [ln['number'], *ln.get('aliases', [])] if len(_digits(n)) >= 5)
+
