@@ -8,7 +8,8 @@ BIN = Path(sys.executable).parent
 def run_cli(*args, check=True):
     "Run the installed `mirastral` console script; returns the CompletedProcess."
     r = subprocess.run([str(BIN/'mirastral'), *map(str, args)], capture_output=True, text=True)
-    if check and r.returncode: raise AssertionError(f"mirastral {' '.join(map(str, args))} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    if check and r.returncode:
+        raise AssertionError(f"mirastral {' '.join(map(str, args))} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
     return r
 
 @pytest.fixture(scope='session')
@@ -23,6 +24,7 @@ def demo(tmp_path_factory):
 def tiny_run(demo, tmp_path_factory):
     "A finished 8-step LoRA run of the embedded model on the demo data (OUTPUT_DIR): shared, so never modify it."
     out = tmp_path_factory.mktemp('tiny_run')/'run'
-    run_cli('train', '-p', 'data_dir', demo[1], '-p', 'output_dir', out, '-p', 'max_train_samples', 40, '-p', 'max_eval_samples', 6,
-            '-p', 'max_steps', 8, '-p', 'per_device_train_batch_size', 4, '-p', 'report_to', 'none', '--no-progress')
+    run_cli('train', '-p', 'data_dir', demo[1], '-p', 'output_dir', out, '-p', 'max_train_samples', 40,
+            '-p', 'max_eval_samples', 6, '-p', 'max_steps', 8, '-p', 'per_device_train_batch_size', 4,
+            '-p', 'report_to', 'none', '--no-progress')
     return out

@@ -7,7 +7,8 @@ import os, sys
 _root, _dir = os.environ.get('MIRASTRAL_AUDIT_ROOT'), os.environ.get('MIRASTRAL_AUDIT_DIR')
 if _root and _dir:
     _root = os.path.abspath(_root)
-    _fd = os.open(os.path.join(_dir, f"rank{os.environ.get('RANK', 'none')}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    _log = os.path.join(_dir, f"rank{os.environ.get('RANK', 'none')}.log")
+    _fd = os.open(_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
     def _under_root(p):
