@@ -10,7 +10,8 @@ p = mm.create_tiny_model()
 for attn in ('sdpa', 'packed_sdpa'):
     for dt in (torch.bfloat16, torch.float32):
         m = AutoModelForCausalLM.from_pretrained(p, dtype=dt, attn_implementation=attn).cuda().eval()
-        lens = [50, 70, 40]; ids = [torch.randint(5, 30000, (n,), device='cuda') for n in lens]
+        lens = [50, 70, 40]
+        ids = [torch.randint(5, 30000, (n,), device='cuda') for n in lens]
         with torch.no_grad():
             alone = torch.cat([m(input_ids=x[None], use_cache=False).logits[0] for x in ids])
             pos = torch.cat([torch.arange(n, device='cuda') for n in lens])[None]
