@@ -27,7 +27,7 @@ __all__ = ['TOOL_FUNCTIONS', 'MAX_ARGUMENT_CHARS', 'RISK_PATTERNS', 'MEANS_RE', 
            'run_tool', 'risk_level', 'resources_text', 'guard_reply', 'warn_stderr', 'ChatSession', 'generate_reply',
            'load_chat_model', 'input_message', 'chat_jsonl', 'input_lines']
 
-# %% ../nbs/05_chat.ipynb #ea1c3ebb
+# %% ../nbs/05_chat.ipynb #f2dbd9ea
 _RECORD = {'profile': dict, 'moods': list, 'follow_ups': list, 'events': list}   # a client record's parts, their types
 
 def check_record(data)->dict:
@@ -63,7 +63,7 @@ class ClientStore:
         self.notices.append(msg)
         return StoreError(msg)
 
-# %% ../nbs/05_chat.ipynb #dd8d29d6
+# %% ../nbs/05_chat.ipynb #35c4c397
 @patch
 @contextlib.contextmanager
 def locked(self:ClientStore):
@@ -80,7 +80,7 @@ def locked(self:ClientStore):
     try: yield
     finally: self._lock.release()
 
-# %% ../nbs/05_chat.ipynb #0e86d3b6
+# %% ../nbs/05_chat.ipynb #56257576
 @patch
 def _read(self:ClientStore)->dict:
     "The record on disk, checked; an empty one when there is none (ValueError when it is corrupt)."
@@ -105,7 +105,7 @@ def load(self:ClientStore)->dict:
     self.notices.append(msg)
     return check_record({})
 
-# %% ../nbs/05_chat.ipynb #8ce9e155
+# %% ../nbs/05_chat.ipynb #d2e41651
 @patch
 def _write(self:ClientStore, data:dict):
     "Replace the record atomically; StoreError when it cannot be written."
@@ -228,7 +228,7 @@ def resources_text(country:str, # ISO 3166-1 alpha-2
     tail = f"call {r['emergency']}" if r['emergency'] else 'call your local emergency number'
     return f"{head}, or {tail} if you are in immediate danger."
 
-# %% ../nbs/05_chat.ipynb #bbe6f2fc
+# %% ../nbs/05_chat.ipynb #ad95da7a
 def guard_reply(reply:str, risk:str|None, country:str, language:str|None=None)->tuple[str, dict|None]:
     "Make sure a reply to a message at `risk` gives `country`'s crisis lines and the AI disclaimer: (reply, event)."
     if not risk: return reply, None
@@ -263,7 +263,7 @@ class ChatSession:
 
     def _new_id(self, i:int, name:str)->str: return make_call_id(self.store.path.stem, len(self.messages), i, name)
 
-# %% ../nbs/05_chat.ipynb #d640af85
+# %% ../nbs/05_chat.ipynb #e458627f
 @patch
 def _prompt(self:ChatSession)->list[int]:
     "The serving prompt for the conversation so far, oldest turns dropped while it is longer than the model's window."
@@ -274,7 +274,7 @@ def _prompt(self:ChatSession)->list[int]:
         prompt = serving_prompt(self.messages, self.tools)
     return prompt
 
-# %% ../nbs/05_chat.ipynb #b8dbc2aa
+# %% ../nbs/05_chat.ipynb #4a849df9
 @patch
 def _run_calls(self:ChatSession, calls:list[dict], turn:dict)->int:
     "Run a block of tool calls (capped, valid names only) and add it with its results to the history; how many ran."
@@ -300,7 +300,7 @@ def _run_calls(self:ChatSession, calls:list[dict], turn:dict)->int:
     if ok: self.messages += [{'role': 'assistant', 'tool_calls': tool_calls}, *results]
     return len(ok)
 
-# %% ../nbs/05_chat.ipynb #cdfcbee3
+# %% ../nbs/05_chat.ipynb #eaca9fb4
 @patch
 def _model_turn(self:ChatSession, turn:dict)->str|None:
     "Generate and run tool calls until the model replies in text; its reply, or None (errors in `turn`)."
@@ -322,7 +322,7 @@ def _model_turn(self:ChatSession, turn:dict)->str|None:
         if not self._run_calls(out['calls'], turn): return None
     return None
 
-# %% ../nbs/05_chat.ipynb #2474856d
+# %% ../nbs/05_chat.ipynb #545352ab
 @patch
 def _guard(self:ChatSession, reply:str, risk:str|None, turn:dict)->tuple[str, dict|None]:
     "The guardrail, then its event into the client store; a failure of either never stops the reply."
@@ -337,7 +337,7 @@ def _guard(self:ChatSession, reply:str, risk:str|None, turn:dict)->tuple[str, di
         except Exception as e: turn['errors'].append(f'client store: {type(e).__name__}: {e}')
     return reply, event
 
-# %% ../nbs/05_chat.ipynb #385b5337
+# %% ../nbs/05_chat.ipynb #e06e8e3e
 @patch
 def send(self:ChatSession, text:str)->dict:
     "One client message in; the reply out, with calls made, their results, errors, guardrail event. Never raises."
@@ -398,7 +398,7 @@ def load_chat_model(path:Path, max_new_tokens:int=160, max_seconds:float|None=No
     generate_fn.max_prompt_tokens = window - max_new_tokens if window and window > max_new_tokens else None
     return generate_fn
 
-# %% ../nbs/05_chat.ipynb #6f77e189
+# %% ../nbs/05_chat.ipynb #b8ac1f5b
 def input_message(line:str)->str:
     "The client message of an input line: `{\"user\": ...}`, a JSON string or plain text; else ValueError saying why."
     s = line.strip()
@@ -429,7 +429,7 @@ def chat_jsonl(session:ChatSession, lines):
             continue
         yield {'line': n, **session.send(text)}
 
-# %% ../nbs/05_chat.ipynb #70c5bae4
+# %% ../nbs/05_chat.ipynb #3154942d
 def input_lines(path:Path|str|None)->list[str]:
     "The lines of `--input`: a file's, read now, or standard input's ('-' or None); undecodable bytes replaced."
     if path is None or str(path) == '-':

@@ -101,7 +101,7 @@ def how_to_reach(line:dict)->str:
     if line.get('whatsapp'): ways.append(f"WhatsApp {line['whatsapp']}")
     return ' or '.join(ways) if ways else f"chat at {line.get('url') or line['source']}"
 
-# %% ../nbs/01b_tools.ipynb #13c19f42
+# %% ../nbs/01b_tools.ipynb #a93f14bb
 CRISIS_LINES = {cc: [(ln['name'], how_to_reach(ln)) for ln in c['lines']] for cc, c in CRISIS_DATA.items()}
 EMERGENCY_NUMBERS = {cc: c['emergency'] for cc, c in CRISIS_DATA.items()}
 
@@ -115,7 +115,7 @@ def line_numbers(line:dict)->list[str]:
 PUBLIC_NUMBERS = frozenset(_digits(n) for c in CRISIS_DATA.values() for ln in c['lines'] for n in line_numbers(ln)
                            if len(_digits(n)) >= 5)
 
-# %% ../nbs/01b_tools.ipynb #38bd169d
+# %% ../nbs/01b_tools.ipynb #57d465d0
 FIND_A_HELPLINE = 'findahelpline.com'
 
 def _line_entry(ln:dict, lang:str)->dict:
@@ -137,7 +137,7 @@ def crisis_resources(country:str, # ISO 3166-1 alpha-2 code, any case
     return {'country': cc, 'country_name': c['name'], 'language': lang, 'emergency': c['emergency'],
             'lines': [_line_entry(ln, lang or c['languages'][0]) for ln in lines]}
 
-# %% ../nbs/01b_tools.ipynb #92571245
+# %% ../nbs/01b_tools.ipynb #8ed85fab
 def check_country(code:str)->str:
     "`code` as an upper-case ISO 3166-1 alpha-2 country code; ValueError naming it otherwise."
     cc = (code or '').strip().upper()
