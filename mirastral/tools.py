@@ -30,7 +30,7 @@ TOOL_SPECS = [
         {'country': {'type': 'string', 'pattern': '^[A-Za-z]{2}$',
                      'description': 'ISO 3166 alpha-2 country code, e.g. US, GB'},
          'risk_level': {'type': 'string', 'enum': ['elevated', 'high', 'imminent']},
-         'language': {'type': 'string', 'pattern': '^[a-z]{2}$',
+         'language': {'type': 'string', 'pattern': '^[A-Za-z]{2}$',
                       'description': "ISO 639-1 code of the client's language, e.g. fr (optional)"}},
         ['country', 'risk_level']),
     _fn('log_mood', "Record the client's self-rated mood for this session.",
@@ -137,10 +137,13 @@ def crisis_resources(country:str, # ISO 3166-1 alpha-2 code, any case
     return {'country': cc, 'country_name': c['name'], 'language': lang, 'emergency': c['emergency'],
             'lines': [_line_entry(ln, lang or c['languages'][0]) for ln in lines]}
 
-# %% ../nbs/01b_tools.ipynb #8ed85fab
+# %% ../nbs/01b_tools.ipynb #f4315713
+_NOT_ISO = {'UK': 'GB', 'EL': 'GR'}   # codes people use that ISO 3166-1 spells otherwise
+
 def check_country(code:str)->str:
     "`code` as an upper-case ISO 3166-1 alpha-2 country code; ValueError naming it otherwise."
     cc = (code or '').strip().upper()
+    if cc in _NOT_ISO: raise ValueError(f"country {code!r}: the ISO 3166-1 code is {_NOT_ISO[cc]}")
     if not re.fullmatch('[A-Z]{2}', cc) or pycountry.countries.get(alpha_2=cc) is None:
         raise ValueError(f"country {code!r} is not an ISO 3166-1 alpha-2 code: use two letters, such as US, GB or DE")
     return cc

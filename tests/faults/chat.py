@@ -103,6 +103,7 @@ CASES = [
     Case('chat-input-is-a-folder', chat(inp='.'), 2, 'Is a directory'),
     Case('chat-country-not-iso', chat(country='USA'), 2, "country 'USA' is not an ISO 3166-1 alpha-2 code"),
     Case('chat-country-unknown-code', chat(country='ZZ'), 2, "country 'ZZ' is not an ISO 3166-1 alpha-2 code"),
+    Case('chat-country-uk', chat(country='UK'), 2, "country 'UK': the ISO 3166-1 code is GB"),
     Case('chat-language-not-iso', chat('--language', 'french'), 2, "language 'french' is not an ISO 639-1 code"),
     Case('chat-client-name', lambda c: ['chat', c.run(), '--client', '../etc/x', '--input', c.tmp/'in.jsonl'], 2,
          'client name', setup=lines('hi')),
