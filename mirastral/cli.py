@@ -60,18 +60,35 @@ def cmd_evaluate(a):
           f"per-turn predictions: {r['dir']}/predictions.jsonl")
 
 def cmd_chat(a):
-    from mirastral.chat import ChatSession, ClientStore, load_chat_model, chat_jsonl
-    session = ChatSession(load_chat_model(a.model, max_new_tokens=a.max_new_tokens), ClientStore(a.store, a.client), country=a.country)
-    if a.input is None and sys.stdin.isatty():
+    from mirastral.chat import ChatSession, ClientStore, load_chat_model, chat_jsonl, input_lines
+    from mirastral.tools import CRISIS_DATA, check_country, check_language
+    country = check_country(a.country)
+    language = check_language(a.language) if a.language else None
+    if a.max_seconds is not None and not a.max_seconds > 0:
+        raise ValueError(f'--max-seconds {a.max_seconds}: give a positive number of seconds')
+    if a.max_new_tokens < 1: raise ValueError(f'--max-new-tokens {a.max_new_tokens}: give a positive number')
+    store = ClientStore(a.store, a.client)                   # checks the client name; touches no file yet
+    interactive = a.input is None and sys.stdin.isatty()
+    lines = None if interactive else input_lines(a.input)    # a missing --input fails here, before the model loads
+    if country not in CRISIS_DATA:
+        print(f"mirastral chat: warning: no crisis lines on file for {country}: at risk, the guardrail gives "
+              "findahelpline.com and the local emergency number", file=sys.stderr)
+    generate_fn = load_chat_model(a.model, max_new_tokens=a.max_new_tokens, max_seconds=a.max_seconds)
+    session = ChatSession(generate_fn, store, country=country, language=language, max_seconds=a.max_seconds)
+    if interactive:
         print("MiraStral chat (research use only; not a substitute for professional help). Empty line or Ctrl-D ends.")
-        while (text := input('you> ').strip()):
+        while True:
+            try: text = input('you> ').strip()
+            except EOFError: break
+            if not text: break
             t = session.send(text)
-            for c in t['calls']: print(f"  [tool] {c['name']}({json.dumps(c['arguments'])}) -> {json.dumps(c['result'])}")
+            for c in t['calls']:
+                print(f"  [tool] {c['name']}({json.dumps(c['arguments'])}) -> {json.dumps(c['result'])}")
             for e in t['errors']: print(f"  [error] {e}")
-            if t['guardrail']: print(f"  [guardrail] risk {t['risk']}: added {', '.join(t['guardrail']['added']) or 'nothing'}")
+            if t['guardrail']:
+                print(f"  [guardrail] risk {t['risk']}: added {', '.join(t['guardrail']['added']) or 'nothing'}")
             print(f"mira> {t['reply']}")
         return
-    lines = sys.stdin if a.input in (None, Path('-')) else Path(a.input).read_text(encoding='utf-8').splitlines()
     for t in chat_jsonl(session, lines): print(json.dumps(t, ensure_ascii=False), flush=True)
 
 def cmd_export(a):
@@ -147,11 +164,18 @@ def build_parser()->argparse.ArgumentParser:
     s.set_defaults(func=cmd_evaluate)
     s = sub.add_parser('chat', help='chat with tools and the crisis guardrail')
     s.add_argument('model', type=Path, help="a training OUTPUT_DIR, its final_model/, or a merged export")
-    s.add_argument('--input', type=Path, default=None, help="JSONL of {\"user\": ...} or text lines, '-' for stdin (non-interactive)")
+    s.add_argument('--input', type=Path, default=None,
+                   help="JSONL of {\"user\": ...} or text lines, '-' for stdin (non-interactive)")
     s.add_argument('--client', default='default', help='client name (one store file per client)')
     s.add_argument('--store', type=Path, default=Path('runs/clients'), help='where client profiles and mood logs live')
-    s.add_argument('--country', default='US', help="ISO country code for the guardrail's crisis lines (default US)")
-    s.add_argument('--max-new-tokens', type=int, default=160); s.set_defaults(func=cmd_chat)
+    s.add_argument('--country', default='US', help="ISO 3166-1 alpha-2 code of the client's country, for the "
+                   "guardrail's crisis lines (default US; one with no lines on file: findahelpline.com and a warning)")
+    s.add_argument('--language', default=None, help="ISO 639-1 code of the client's language: picks the crisis lines "
+                   "where the country has several (e.g. CA fr, CH it, BE nl)")
+    s.add_argument('--max-new-tokens', type=int, default=160)
+    s.add_argument('--max-seconds', type=float, default=120, help='time limit of one reply (default 120): past it the '
+                   'fallback reply (with the crisis lines, at risk) goes out')
+    s.set_defaults(func=cmd_chat)
     s = sub.add_parser('export', help='merge the adapter (or keep it alone), save with tokenizer and model card')
     s.add_argument('run_dir', type=Path); s.add_argument('out_dir', type=Path)
     s.add_argument('--adapter-only', action='store_true'); s.add_argument('--no-check', action='store_true', help='skip the reload check')
