@@ -16,11 +16,12 @@ from .examples import serving_prompt
 from .evaluate import parse_assistant, gives_crisis_resources, DISCLAIMER_RE
 from .demo import EXERCISES, SYSTEM_PROMPTS, DISCLAIMER
 from .data import atomic_write_text
+from .safety import risk_level
 
 # %% auto #0
-__all__ = ['TOOL_FUNCTIONS', 'RISK_PATTERNS', 'MEANS_RE', 'ACT_RE', 'FALLBACK', 'ClientStore', 'get_crisis_resources', 'log_mood',
-           'update_client_profile', 'suggest_coping_exercise', 'schedule_follow_up', 'run_tool', 'risk_level',
-           'resources_text', 'guard_reply', 'ChatSession', 'load_chat_model', 'chat_jsonl']
+__all__ = ['TOOL_FUNCTIONS', 'FALLBACK', 'ClientStore', 'get_crisis_resources', 'log_mood', 'update_client_profile',
+           'suggest_coping_exercise', 'schedule_follow_up', 'run_tool', 'resources_text', 'guard_reply', 'ChatSession',
+           'load_chat_model', 'chat_jsonl']
 
 # %% ../nbs/05_chat.ipynb #6de864e6
 class ClientStore:
@@ -83,28 +84,6 @@ def run_tool(name:str, arguments, store:ClientStore, specs:list=TOOL_SPECS)->dic
     if extra: return {'error': f"unexpected argument(s) for {name}: {', '.join(sorted(extra))}"}
     try: return TOOL_FUNCTIONS[name](store, **arguments)
     except Exception as e: return {'error': f'{name} failed: {type(e).__name__}: {e}'}
-
-# %% ../nbs/05_chat.ipynb #83d74e79
-_RISK = {
- 'imminent': r"\b(said|wrote|written) (my )?goodbyes?\b|\bgoodbye (note|letter)s?\b|\bsuicide note\b|\b(I'?ve|I have) (made|got) a plan\b",
- 'high': r"\b(kill(ing)? my ?self|end(ing)? (my life|it all)|take my (own )?life|suicid\w*|want(ed)? to die|wish I (was|were) dead|"
-         r"(cut|cutting|burn|burning|hurt|hurting|harm|harming) my ?self|self[- ]?harm\w*|overdose|"
-         r"don'?t want to (be alive|live|exist|be here)|no reason to (live|go on|be here)|not worth living|can'?t go on)\b",
- 'elevated': r"\b(better off without me|happier (if|when) I('?m| was| were) gone|wish I could (disappear|vanish|sleep forever)|"
-             r"(easier|better) (if I|not to) (wasn'?t here|weren'?t here|wake up)|no point (in )?(living|going on|anything)|"
-             r"everyone would be (better|happier)|can'?t (see|find) a way out|hopeless)\b",
-}
-RISK_PATTERNS = {lvl: re.compile(p, re.I) for lvl, p in _RISK.items()}
-# means or timing: imminent when the message also speaks of acting ("take them", "do it", "end it", ...)
-MEANS_RE = re.compile(r"\b(tonight|right now|this evening|pills?|tablets?|rope|gun|bridge|ledge|razor|blade)\b", re.I)
-ACT_RE = re.compile(r"\b(kill|die|end (it|my life)|overdose|jump|suicid\w*|take (them|it|all)|do it)\b", re.I)
-
-def risk_level(text:str)->str|None:
-    "'imminent', 'high' or 'elevated' when `text` expresses risk of self-harm or suicide, else None."
-    text = text or ''
-    hits = [lvl for lvl, rx in RISK_PATTERNS.items() if rx.search(text)]
-    if 'imminent' in hits or (MEANS_RE.search(text) and ACT_RE.search(text)): return 'imminent'
-    return next((l for l in ('high', 'elevated') if l in hits), None)
 
 # %% ../nbs/05_chat.ipynb #5bb41d99
 def resources_text(country:str)->str:
