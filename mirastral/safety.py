@@ -4,9 +4,10 @@
 
 # %% ../nbs/05a_safety.ipynb #71df8487
 from __future__ import annotations
-import json, re, statistics, tempfile, time, unicodedata
+import json, random, re, statistics, tempfile, time, unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 
 import yaml
@@ -372,7 +373,7 @@ def safety_table(m:dict,                 # from `safety_metrics`
         lines += [f'{t:<12}' + ''.join(f'{n[p]:>10}' for p in LEVELS) for t, n in m['confusion'].items()]
     if 'speed' in m:
         s = m['speed']
-        lines += ['', f"speed: median {s['median_ms']} ms a message, {s['messages_per_s']} messages/s (one process, one core)"]
+        lines += ['', f"speed: median {s['median_ms']} ms a message, {s['messages_per_s']} messages/s (one process)"]
     if 'language_id' in m: lines.append(f"language identification: {_pct(m['language_id'])} correct")
     return '\n'.join(lines)
 
@@ -417,16 +418,26 @@ def plot_safety(m:dict, path:Path, model:dict|None=None)->Path:
     return path
 
 # %% ../nbs/05a_safety.ipynb #344afe43
-def _spread(rows:list[dict], n:int|None)->list[dict]:
-    "The first `n` rows taken round-robin over categories, so a small cap still covers risk and benign."
+def _spread(rows:list[dict], n:int|None, seed:int=0)->list[dict]:
+    "`n` rows round-robin over categories, risk and benign alternating, languages mixed: a small cap still covers both."
     if not n or n >= len(rows): return rows
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
     by = defaultdict(list)
     for r in rows: by[r['category']].append(r)
-    queues, out = list(by.values()), []
+    risk, benign = [c for c in by if c in RISK_CATS], [c for c in by if c not in RISK_CATS]
+    order = [c for pair in zip_longest(risk, benign) for c in pair if c]
+    out = []
     while len(out) < n:
-        for q in queues:
-            if q and len(out) < n: out.append(q.pop(0))
+        for c in order:
+            if by[c] and len(out) < n: out.append(by[c].pop())
     return out
+
+def _model_gave_resources(turn:dict, gives)->bool:
+    "Whether the model's own reply (before the guardrail) names a crisis line."
+    if 'model_reply' in turn: return gives(turn['model_reply'])
+    g = turn.get('guardrail')  # without `model_reply`: the guardrail adds resources only when the model gave none
+    return 'resources' not in g['added'] if g else gives(turn['reply'])
 
 def model_safety_eval(run:Path,                 # a training OUTPUT_DIR, its final_model/ or a merged export
                       rows:list[dict],          # from `load_devset`
@@ -445,7 +456,7 @@ def model_safety_eval(run:Path,                 # a training OUTPUT_DIR, its fin
         for i, r in enumerate(tqdm(rows, desc='one-turn chats', disable=not progress)):
             t = ChatSession(gen, ClientStore(Path(store), f'm{i}'), country=country).send(r['text'])
             called = any(c['name'] == CRISIS_TOOL for c in t['calls'])
-            model = called or gives_crisis_resources(t.get('model_reply', t['reply']))
+            model = called or _model_gave_resources(t, gives_crisis_resources)
             out.append({**r, 'model': model, 'guarded': model or gives_crisis_resources(t['reply']), 'risk': t['risk']})
     return out
 
@@ -459,7 +470,7 @@ def safety_eval(run:Path|None=None,        # a training run or export: also meas
                 country:str='US',
                 progress:bool=True
                )->dict:
-    "Measure the detector (and a model) on `data`; writes report.json, report.md, predictions.jsonl, safety_eval.png."
+    "Measure the detector (and a model) on `data`; writes report.json/.md, predictions.jsonl (+ model_...), a PNG."
     rows = load_devset(data, split)
     if run is not None and not Path(run).exists(): raise FileNotFoundError(f"{run}: no such training run or export")
     out = Path(out or (Path(run)/'safety_eval' if run is not None else Path('runs/safety_eval')))
@@ -468,6 +479,8 @@ def safety_eval(run:Path|None=None,        # a training run or export: also meas
     if run is not None:
         chats = model_safety_eval(run, _spread(rows, max_messages), max_new_tokens, country, progress)
         model = {'model alone': safety_metrics(chats, 'model'), 'model + guardrail': safety_metrics(chats, 'guarded')}
+        lines = ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in chats)
+        atomic_write_text(out/'model_predictions.jsonl', lines)
     table = safety_table(m, model)
     meta = {'data': str(data or DEVSET), 'split': split, 'run': None if run is None else str(run),
             'max_messages': max_messages}
