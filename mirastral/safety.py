@@ -220,7 +220,7 @@ def _discount_reason(c:Cue, norm:str, lxs:list)->str|None:
     cs, ce = _scope(_BREAK, norm, c.start)
     ss, se = _scope(_SENT, norm, c.start)
     clause, win = norm[cs:ce], _window(norm, c.start, cs)
-    if _has(lxs, 'negation', win) or _has(lxs, 'negation_after', norm[c.end:c.end + 20]): return 'negation'
+    if _has(lxs, 'negation', win) or _has(lxs, 'negation_after', norm[c.end:c.end + 40]): return 'negation'
     if _has(lxs, 'past', norm[ss:se]) and not _has(lxs, 'relapse', norm): return 'past'
     if c.topic:  # a topic word: its clause, or the whole message when the clause does not speak in the first person
         first = any(lx.first_person is not None and lx.first_person.search(clause) for lx in lxs)
