@@ -19,13 +19,14 @@ from .examples import serving_prompt, _trim_history
 from .evaluate import parse_assistant, gives_crisis_resources, DISCLAIMER_RE
 from .demo import EXERCISES, SYSTEM_PROMPTS, DISCLAIMER
 from .data import atomic_write_text
+from .safety import assess
 
 # %% auto #0
-__all__ = ['TOOL_FUNCTIONS', 'MAX_ARGUMENT_CHARS', 'RISK_PATTERNS', 'MEANS_RE', 'ACT_RE', 'FALLBACK', 'TOO_LONG',
-           'MAX_CALLS_PER_BLOCK', 'MAX_MESSAGE_CHARS', 'TOOL_NAME_RE', 'check_record', 'StoreError', 'ClientStore',
-           'get_crisis_resources', 'log_mood', 'update_client_profile', 'suggest_coping_exercise', 'schedule_follow_up',
-           'run_tool', 'risk_level', 'resources_text', 'guard_reply', 'warn_stderr', 'ChatSession', 'generate_reply',
-           'load_chat_model', 'input_message', 'chat_jsonl', 'input_lines']
+__all__ = ['TOOL_FUNCTIONS', 'MAX_ARGUMENT_CHARS', 'FALLBACK', 'TOO_LONG', 'MAX_CALLS_PER_BLOCK', 'MAX_MESSAGE_CHARS',
+           'TOOL_NAME_RE', 'check_record', 'StoreError', 'ClientStore', 'get_crisis_resources', 'log_mood',
+           'update_client_profile', 'suggest_coping_exercise', 'schedule_follow_up', 'run_tool', 'resources_text',
+           'guard_reply', 'warn_stderr', 'ChatSession', 'generate_reply', 'load_chat_model', 'input_message',
+           'chat_jsonl', 'input_lines']
 
 # %% ../nbs/05_chat.ipynb #f2dbd9ea
 _RECORD = {'profile': dict, 'moods': list, 'follow_ups': list, 'events': list}   # a client record's parts, their types
@@ -190,28 +191,6 @@ def run_tool(name:str, arguments, store:ClientStore, specs:list=TOOL_SPECS)->dic
     try: return TOOL_FUNCTIONS[name](store, **arguments)
     except Exception as e: return {'error': f'{name} failed: {type(e).__name__}: {e}'}
 
-# %% ../nbs/05_chat.ipynb #83d74e79
-_RISK = {
- 'imminent': r"\b(said|wrote|written) (my )?goodbyes?\b|\bgoodbye (note|letter)s?\b|\bsuicide note\b|\b(I'?ve|I have) (made|got) a plan\b",
- 'high': r"\b(kill(ing)? my ?self|end(ing)? (my life|it all)|take my (own )?life|suicid\w*|want(ed)? to die|wish I (was|were) dead|"
-         r"(cut|cutting|burn|burning|hurt|hurting|harm|harming) my ?self|self[- ]?harm\w*|overdose|"
-         r"don'?t want to (be alive|live|exist|be here)|no reason to (live|go on|be here)|not worth living|can'?t go on)\b",
- 'elevated': r"\b(better off without me|happier (if|when) I('?m| was| were) gone|wish I could (disappear|vanish|sleep forever)|"
-             r"(easier|better) (if I|not to) (wasn'?t here|weren'?t here|wake up)|no point (in )?(living|going on|anything)|"
-             r"everyone would be (better|happier)|can'?t (see|find) a way out|hopeless)\b",
-}
-RISK_PATTERNS = {lvl: re.compile(p, re.I) for lvl, p in _RISK.items()}
-# means or timing: imminent when the message also speaks of acting ("take them", "do it", "end it", ...)
-MEANS_RE = re.compile(r"\b(tonight|right now|this evening|pills?|tablets?|rope|gun|bridge|ledge|razor|blade)\b", re.I)
-ACT_RE = re.compile(r"\b(kill|die|end (it|my life)|overdose|jump|suicid\w*|take (them|it|all)|do it)\b", re.I)
-
-def risk_level(text:str)->str|None:
-    "'imminent', 'high' or 'elevated' when `text` expresses risk of self-harm or suicide, else None."
-    text = text or ''
-    hits = [lvl for lvl, rx in RISK_PATTERNS.items() if rx.search(text)]
-    if 'imminent' in hits or (MEANS_RE.search(text) and ACT_RE.search(text)): return 'imminent'
-    return next((l for l in ('high', 'elevated') if l in hits), None)
-
 # %% ../nbs/05_chat.ipynb #5bb41d99
 def _line_phrase(ln:dict)->str:
     extra = ', '.join(x for x in (ln['hours'], ln.get('area')) if x)
@@ -324,9 +303,9 @@ def _model_turn(self:ChatSession, turn:dict)->str|None:
 
 # %% ../nbs/05_chat.ipynb #545352ab
 @patch
-def _guard(self:ChatSession, reply:str, risk:str|None, turn:dict)->tuple[str, dict|None]:
+def _guard(self:ChatSession, reply:str, risk:str|None, turn:dict, language:str|None=None)->tuple[str, dict|None]:
     "The guardrail, then its event into the client store; a failure of either never stops the reply."
-    try: reply, event = guard_reply(reply, risk, self.country, self.language)
+    try: reply, event = guard_reply(reply, risk, self.country, self.language or language)
     except Exception as e:
         turn['errors'].append(f'guardrail failed: {type(e).__name__}: {e}')
         event = {'time': _now(), 'risk': risk, 'added': ['last resort']} if risk else None
@@ -342,7 +321,8 @@ def _guard(self:ChatSession, reply:str, risk:str|None, turn:dict)->tuple[str, di
 def send(self:ChatSession, text:str)->dict:
     "One client message in; the reply out, with calls made, their results, errors, guardrail event. Never raises."
     turn = {'user': text, 'calls': [], 'errors': [], 'model_reply': None}
-    risk = risk_level(text)                                   # the guardrail reads the message before anything can fail
+    seen = assess(text)                                       # the guardrail reads the message before anything can fail
+    risk = None if seen.level == 'none' else seen.level
     before = list(self.messages)
     too_long = len(text) > MAX_MESSAGE_CHARS
     in_history = not too_long
@@ -356,7 +336,7 @@ def send(self:ChatSession, text:str)->dict:
             self.messages = before
             in_history = False
     reply = turn['model_reply'] if (turn['model_reply'] or '').strip() else TOO_LONG if too_long else FALLBACK
-    reply, event = self._guard(reply, risk, turn)
+    reply, event = self._guard(reply, risk, turn, seen.language)  # --language, else the message's own
     if in_history: self.messages.append({'role': 'assistant', 'content': reply})
     for msg in getattr(self.store, 'notices', []):
         turn['errors'].append(msg)

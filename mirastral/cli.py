@@ -14,7 +14,8 @@ from .explore import (load_canonical, conversation_table, reject_table, tool_usa
 
 # %% auto #0
 __all__ = ['INTERRUPTED', 'DEMO_STEPS', 'DEMO_WARMUP', 'USER_ERRORS', 'cmd_demo_data', 'cmd_reformat', 'cmd_explore', 'cmd_train',
-           'cmd_warmup', 'cmd_evaluate', 'cmd_chat', 'cmd_export', 'cmd_demo', 'build_parser', 'main']
+           'cmd_warmup', 'cmd_evaluate', 'cmd_chat', 'cmd_export', 'cmd_safety_eval', 'cmd_demo', 'build_parser',
+           'main']
 
 # %% ../nbs/90_cli.ipynb #57202ec0
 def cmd_demo_data(a):
@@ -99,6 +100,13 @@ def cmd_export(a):
     print(f"{what} of {info['base']} written to {a.out_dir} (model card: {a.out_dir}/README.md)" +
           (f"; reloaded and checked: same {chk['generated_tokens']} greedy tokens as base + adapter" if chk else ''))
 
+def cmd_safety_eval(a):
+    from mirastral.safety import safety_eval
+    r = safety_eval(a.run, data=a.data, split=a.split, out=a.out, max_messages=a.max_messages or None,
+                    max_new_tokens=a.max_new_tokens, country=a.country, progress=not a.no_progress)
+    print(r['table'])
+    print(f"report: {r['dir']}/report.md, report.json; plot: {r['png']}; per message: {r['dir']}/predictions.jsonl")
+
 def cmd_demo(a):
     "The main job on the embedded default: demo corpus -> reformat -> explore -> warm-up -> train -> evaluate."
     w = Path(a.workdir); t0 = time.perf_counter()
@@ -180,6 +188,17 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('run_dir', type=Path); s.add_argument('out_dir', type=Path)
     s.add_argument('--adapter-only', action='store_true'); s.add_argument('--no-check', action='store_true', help='skip the reload check')
     s.set_defaults(func=cmd_export)
+    s = sub.add_parser('safety-eval', help='measure the crisis-risk detector (and a model) on the safety dev set')
+    s.add_argument('run', type=Path, nargs='?', default=None,
+                   help='a training OUTPUT_DIR or export: also chat each message (model alone vs + guardrail)')
+    s.add_argument('--data', type=Path, default=None, help='JSONL file or folder (default: the shipped dev set)')
+    s.add_argument('--split', choices=['dev', 'holdout', 'all'], default='dev', help='lines of the set (default dev)')
+    s.add_argument('--out', type=Path, default=None, help='output folder (default RUN/safety_eval or runs/safety_eval)')
+    s.add_argument('--max-messages', type=int, default=0, help='RUN: at most N messages through the model (0: all)')
+    s.add_argument('--max-new-tokens', type=int, default=96)
+    s.add_argument('--country', default='US', help="ISO country code for the guardrail's crisis lines (default US)")
+    s.add_argument('--no-progress', action='store_true')
+    s.set_defaults(func=cmd_safety_eval)
     s = sub.add_parser('demo', help='the whole pipeline on the embedded default (README main command)')
     s.add_argument('--workdir', type=Path, default=Path('runs/demo')); s.add_argument('--n', type=int, default=2000); data_opts(s)
     s.add_argument('--max-steps', type=int, default=DEMO_STEPS, help=f'training steps (0: stop before training; default {DEMO_STEPS})')

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .schema import mistral_tokenizer, parse_arguments, conversation_key
 from .tools import CRISIS_TOOL, CRISIS_LINES
-from .explore import RISK_RE
+from .safety import risk_level
 from .examples import turn_examples, PaddedCollator, target_loss
 from .data import read_jsonl, atomic_write_text
 from .model import load_model, load_finetuned, finetuned_config
@@ -82,7 +82,7 @@ def reference_turns(records:list[dict])->list[dict]:
             j = ex['turn']; m, prev = msgs[j], msgs[j - 1]
             calls = [{'name': c['function']['name'], 'arguments': parse_arguments(c['function']['arguments'])} for c in m.get('tool_calls', [])]
             content = m.get('content') or ''
-            risk = prev['role'] == 'user' and bool(RISK_RE.search(prev['content']))
+            risk = prev['role'] == 'user' and bool(risk_level(prev['content']))
             out.append(dict(conv=conv, turn=j, prompt=ex['input_ids'][:ex['prompt_len']], input_ids=ex['input_ids'], labels=ex['labels'],
                             calls=calls, content=content,
                             user=next((x['content'] for x in reversed(msgs[:j]) if x['role'] == 'user'), ''),

@@ -4,7 +4,6 @@
 
 # %% ../nbs/00_explore.ipynb #47d33950
 from __future__ import annotations
-import json, re
 from collections import Counter
 from pathlib import Path
 
@@ -14,10 +13,11 @@ import matplotlib.pyplot as plt
 
 from .data import read_jsonl
 from .tools import CRISIS_TOOL
+from .safety import risk_level
 
 # %% auto #0
-__all__ = ['RISK_RE', 'load_canonical', 'tool_calls', 'is_crisis', 'conversation_table', 'tool_usage', 'reject_table',
-           'plot_overview', 'summarize', 'summarize_conversations']
+__all__ = ['load_canonical', 'tool_calls', 'is_crisis', 'conversation_table', 'tool_usage', 'reject_table', 'plot_overview',
+           'summarize', 'summarize_conversations']
 
 # %% ../nbs/00_explore.ipynb #21bbe536
 def load_canonical(data_dir:Path)->list[dict]:
@@ -30,16 +30,13 @@ def load_canonical(data_dir:Path)->list[dict]:
     return recs
 
 # %% ../nbs/00_explore.ipynb #272dadc5
-RISK_RE = re.compile(r"\b(kill(ing)? myself|end(ing)? (my life|it)|suicid\w*|self[- ]harm\w*|hurt(ing)? myself|"
-                     r"better off without me|not (want to|wake up)|don't want to be alive|disappear)\b", re.I)
-
 def tool_calls(rec:dict)->list[str]:
     "Names of the tools called in `rec`, in order."
     return [c['function']['name'] for m in rec['messages'] for c in m.get('tool_calls', [])]
 
 def is_crisis(rec:dict)->bool:
-    "Whether `rec` is a crisis conversation (crisis tool called, or a client turn matches `RISK_RE`)."
-    return CRISIS_TOOL in tool_calls(rec) or any(m['role'] == 'user' and RISK_RE.search(m['content']) for m in rec['messages'])
+    "Whether `rec` is a crisis conversation (crisis tool called, or a client turn flagged by the safety detector)."
+    return CRISIS_TOOL in tool_calls(rec) or any(m['role'] == 'user' and risk_level(m['content']) for m in rec['messages'])
 
 def conversation_table(recs:list[dict])->pd.DataFrame:
     "One row per conversation: split, provenance, turns, tokens, tool calls and crisis flag."
