@@ -76,11 +76,11 @@ def cmd_chat(a):
 
 def cmd_export(a):
     from mirastral.export import export_model
-    info = export_model(a.run_dir, a.out_dir, merge=not a.adapter_only, check=not a.no_check)
-    what = 'merged model' if info['merged'] else 'adapter'
+    info = export_model(a.run_dir, a.out_dir, merge=not a.adapter_only, check=not a.no_check, overwrite=a.overwrite)
+    what = f"merged model ({info['dtype']})" if info['merged'] else 'adapter'
     chk = info.get('check')
     print(f"{what} of {info['base']} written to {a.out_dir} (model card: {a.out_dir}/README.md)" +
-          (f"; reloaded and checked: same {chk['generated_tokens']} greedy tokens as base + adapter" if chk else ''))
+          (f"; reloaded and checked: same {chk['generated_tokens']} greedy tokens as the model saved" if chk else ''))
 
 def cmd_demo(a):
     "The main job on the embedded default: demo corpus -> reformat -> explore -> warm-up -> train -> evaluate."
@@ -155,6 +155,7 @@ def build_parser()->argparse.ArgumentParser:
     s = sub.add_parser('export', help='merge the adapter (or keep it alone), save with tokenizer and model card')
     s.add_argument('run_dir', type=Path); s.add_argument('out_dir', type=Path)
     s.add_argument('--adapter-only', action='store_true'); s.add_argument('--no-check', action='store_true', help='skip the reload check')
+    s.add_argument('--overwrite', action='store_true', help='replace an earlier export in OUT_DIR, whole')
     s.set_defaults(func=cmd_export)
     s = sub.add_parser('demo', help='the whole pipeline on the embedded default (README main command)')
     s.add_argument('--workdir', type=Path, default=Path('runs/demo')); s.add_argument('--n', type=int, default=2000); data_opts(s)
