@@ -208,11 +208,11 @@ def safetensors_header(path:Path)->dict:
             header = json.loads(f.read(n))
             end = max((v['data_offsets'][1] for k, v in header.items() if k != '__metadata__'), default=0)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
-            raise ValueError(f"{path} is not a readable safetensors file ({type(e).__name__}: {e}): "
+            raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt: {e}): "
                              "restore or recreate it") from None
     if 8 + n + end != size:
-        raise ValueError(f"{path} is truncated or corrupt ({size:,} bytes, its header describes {8 + n + end:,}): "
-                         "restore or recreate it")
+        raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt: {size:,} bytes, its header "
+                         f"describes {8 + n + end:,}): restore or recreate it")
     return header
 
 def check_weights(path:Path)->list[Path]:
