@@ -43,6 +43,15 @@ PEAK_TFLOPS = [('H100 NVL', 835.0), ('H100 PCIE', 756.0), ('H100', 989.0), ('GH2
                ('A100', 312.0), ('L40S', 362.0), ('B200', 2250.0)]  # dense bf16, from the vendors' data sheets
 
 
+ATTENTION = ('packed_sdpa', 'sdpa', 'eager', 'flash_attention_2', 'flash_attention_3', 'flex_attention')
+
+
+def fail(msg:str):
+    "A user's mistake: one line `bench_gpu.py: error: ...` on stderr, exit status 2 (as `mirastral` does)."
+    print(f"bench_gpu.py: error: {' '.join(str(msg).split())}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def model_config(shape:str, layers:int|None=None)->dict:
     "MistralConfig fields of `shape`, with `layers` transformer blocks when given."
     return {**COMMON, **SHAPES[shape], **({'num_hidden_layers': layers} if layers else {})}
@@ -155,6 +164,8 @@ def attn_available(attn:str)->str|None:
 def parse_variant(spec:str)->tuple[str, int]:
     "'packed_sdpa' -> ('packed_sdpa', 1); 'packed_sdpa*4' -> ('packed_sdpa', 4): four times the examples a step."
     attn, _, k = spec.partition('*')
+    if attn.strip() not in ATTENTION or not (k or '1').isdigit() or int(k or 1) < 1:
+        fail(f"--attn: {spec!r} is not ATTENTION[*K] with ATTENTION one of {', '.join(ATTENTION)} and K >= 1")
     return attn.strip(), int(k) if k else 1
 
 
@@ -250,6 +261,9 @@ def parse_args(argv=None):
     p.add_argument('--out', type=Path, default=Path('bench/gpu_results.json'), help='JSON of this run (replaced)')
     a = p.parse_args(argv)
     if a.warmup < 1 or a.steps < 1: p.error('--warmup and --steps must be >= 1')
+    a.variants = [x.strip() for x in a.attn.split(',') if x.strip()]
+    for v in a.variants: parse_variant(v)
+    if not a.variants: p.error('--attn: name at least one attention implementation')
     return a
 
 
@@ -258,8 +272,8 @@ def check_model_dir(path:Path|None, fields:dict):
     if path is None or not path.exists(): return
     mark = path/'bench_model.json'
     if not (mark.is_file() and mark.read_text() == _marker(fields)):
-        sys.exit(f"--model-dir {path} exists but does not hold this benchmark model ({mark.name} missing or for "
-                 f"another shape): name a new folder, or remove it")
+        fail(f"--model-dir {path} exists but does not hold this benchmark model ({mark.name} missing or for another "
+             "shape): name a new folder, or remove it")
 
 
 def result(a, cfg, fields:dict, gpu:str, peak:float|None, loaded:float, rows:list)->dict:
@@ -280,7 +294,7 @@ def main(argv=None):
     cuda = torch.cuda.is_available()
     fields = model_config(a.shape, a.layers)
     if not cuda and a.shape == '7b' and fields['num_hidden_layers'] > 2 and not a.allow_cpu:
-        sys.exit("no CUDA GPU here: the full 7B shape needs one (--layers 1 or --shape tiny check the path on a CPU)")
+        fail("no CUDA GPU here: the full 7B shape needs one (--layers 1 or --shape tiny check the path on a CPU)")
     check_model_dir(a.model_dir, fields)
     gpu = torch.cuda.get_device_name() if cuda else 'CPU'
     peak = a.peak_tflops or (peak_tflops(gpu) if cuda else None)
@@ -311,7 +325,7 @@ def main(argv=None):
               flush=True)
         rows = []
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        for attn in [x.strip() for x in a.attn.split(',') if x.strip()]:
+        for attn in a.variants:
             why = attn_available(parse_variant(attn)[0])
             if why:
                 rows.append({'attn': attn, 'skipped': why})
@@ -332,4 +346,6 @@ def main(argv=None):
         shutil.rmtree(work, ignore_errors=True)
 
 
-if __name__ == '__main__': sys.exit(main())
+if __name__ == '__main__':
+    try: sys.exit(main())
+    except (ValueError, OSError) as e: fail(e)  # bad data or paths (a variant's own failure is in its row instead)

@@ -8,8 +8,9 @@
 #   bash bench/fetch_gpu_wheels.sh        # here, once: the wheels the device lacks, into .whl/ (ignored, ~40 MB)
 #   run(command="bash bench/gpu_check.sh", carry=[".whl"], timeout_s=600)
 #
-# Writes $OUT/gpu_results.json (bench_gpu.py's JSON, rewritten after each variant) and $OUT/gpu_check.log, and prints
-# a table last. GPU_CHECK_ARGS adds or overrides bench_gpu.py options (e.g. "--layers 2 --steps 3" for a quick look;
+# First checks placement on the GPU in seconds (bench/gpu_placement.py -> $OUT/placement.json: 16-bit and 4-bit loads
+# on this process's GPU, the export's merge there, bf16 kept bf16). Writes $OUT/gpu_results.json (bench_gpu.py's JSON,
+# rewritten after each variant) and $OUT/gpu_check.log, and prints a table last. GPU_CHECK_ARGS adds or overrides bench_gpu.py options (e.g. "--layers 2 --steps 3" for a quick look;
 # on a CPU "--layers 1 --seq 768 --steps 1 --warmup 1" runs the same path). GPU_CHECK_TIMEOUT (seconds, default 500)
 # stops the benchmark in time for its log and the variants already measured to come back. PYTHON, GPU_CHECK_WHEELS
 # (default .whl) and GPU_CHECK_SITE (default /tmp/site) let the same script run on a CPU machine as a test.
@@ -48,6 +49,9 @@ for m in ('mirastral.model', 'mirastral.train', 'mirastral.evaluate', 'mirastral
     importlib.import_module(m)
 print('imports ok')
 PY
+echo "== placement on this GPU (bench/gpu_placement.py: tiny models, seconds)"
+"$PY" bench/gpu_placement.py "$OUT/placement.json" 2>&1 | grep -v "Loading weights\|Writing model shards" \
+  || echo "gpu_check: placement checks failed (see above); the benchmark runs anyway"
 echo "== setup took $(( $(date +%s) - T0 )) s; benchmark:"
 timeout --signal=TERM --kill-after=15 "${GPU_CHECK_TIMEOUT:-500}" "$PY" bench/bench_gpu.py --shape 7b --seq 2048 \
   --steps 20 --warmup 3 --lora-r 16 --attn packed_sdpa,sdpa,flash_attention_2,packed_sdpa*4 --out "$OUT/gpu_results.json" \

@@ -94,11 +94,11 @@ def cmd_chat(a):
 
 def cmd_export(a):
     from mirastral.export import export_model
-    info = export_model(a.run_dir, a.out_dir, merge=not a.adapter_only, check=not a.no_check)
-    what = 'merged model' if info['merged'] else 'adapter'
+    info = export_model(a.run_dir, a.out_dir, merge=not a.adapter_only, check=not a.no_check, overwrite=a.overwrite)
+    what = f"merged model ({info['dtype']})" if info['merged'] else 'adapter'
     chk = info.get('check')
     print(f"{what} of {info['base']} written to {a.out_dir} (model card: {a.out_dir}/README.md)" +
-          (f"; reloaded and checked: same {chk['generated_tokens']} greedy tokens as base + adapter" if chk else ''))
+          (f"; reloaded and checked: same {chk['generated_tokens']} greedy tokens as the model saved" if chk else ''))
 
 def cmd_safety_eval(a):
     from mirastral.safety import safety_eval
@@ -187,6 +187,7 @@ def build_parser()->argparse.ArgumentParser:
     s = sub.add_parser('export', help='merge the adapter (or keep it alone), save with tokenizer and model card')
     s.add_argument('run_dir', type=Path); s.add_argument('out_dir', type=Path)
     s.add_argument('--adapter-only', action='store_true'); s.add_argument('--no-check', action='store_true', help='skip the reload check')
+    s.add_argument('--overwrite', action='store_true', help='replace an earlier export in OUT_DIR, whole')
     s.set_defaults(func=cmd_export)
     s = sub.add_parser('safety-eval', help='measure the crisis-risk detector (and a model) on the safety dev set')
     s.add_argument('run', type=Path, nargs='?', default=None,

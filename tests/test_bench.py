@@ -8,12 +8,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_training_benchmark_runs_every_kind_of_arm(tmp_path):
     out = tmp_path/'r.json'
+    (tmp_path/'tmp').mkdir()
     r = subprocess.run([sys.executable, str(ROOT/'bench'/'bench_train.py'), '--steps', '2', '--batch', '4',
                         '--datasets', 'demo', '--arms', 'naive,trl_padded,mirastral_padded,mirastral',
                         '--train-conversations', '12', '--corpus', '80', '--work', str(tmp_path/'work'),
                         '--out', str(out)],
-                       capture_output=True, text=True, cwd=ROOT, timeout=900)
+                       capture_output=True, text=True, cwd=ROOT, timeout=900,
+                       env={**os.environ, 'TMPDIR': str(tmp_path/'tmp')})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert not [p for p in (tmp_path/'tmp').iterdir() if p.name.startswith('mira')]  # private temporaries, removed
     res = json.loads(out.read_text())
     rows = {a['arm']: a for a in res['datasets']['demo']['arms']}
     assert sorted(rows) == ['mirastral', 'mirastral_padded', 'naive', 'trl_padded'], rows
@@ -72,7 +75,7 @@ def test_gpu_benchmark_switches_attention_on_one_loaded_model(demo, tmp_path):
         assert r['tokens_per_s'] > 0 and r['real_tokens'] > 0 and r['timed_steps'] == 2 and r['mfu'] is None, r
     assert rows['packed_sdpa*2']['examples_per_step'] == 2 * rows['packed_sdpa']['examples_per_step']
     assert json.loads((tmp_path/'m'/'bench_model.json').read_text())['bench_model']['hidden_size'] == 128
-    with pytest.raises(SystemExit, match='does not hold this benchmark model'):  # the same folder, another shape
+    with pytest.raises(SystemExit):  # the same folder, another shape: refused (message: tests/faults/bench.py)
         bench_gpu.main(['--shape', 'tiny', '--layers', '1', '--model-dir', str(tmp_path/'m'), '--out', str(out)])
 
 def test_gpu_benchmark_runs_the_7b_width_in_4bit_on_cpu(demo, tmp_path):
@@ -90,15 +93,23 @@ def test_gpu_benchmark_runs_the_7b_width_in_4bit_on_cpu(demo, tmp_path):
     assert g['matmul_params'] == {'blocks': 4096 * (4096 + 2 * 1024 + 4096 + 3 * 14336), 'output_layer': 4096 * 32768}
     assert row['attn'] == 'packed_sdpa' and row['real_tokens'] == row['tokens_per_step'] and row['tokens_per_s'] > 0
     assert 0 < row['target_tokens'] < row['real_tokens'] <= 768 * row['examples_per_step'], row
-    assert list(tmp.iterdir()) == []                                          # the model and data folders were removed
+    assert not [p for p in tmp.iterdir() if p.name.startswith('mira')]        # the model and data folders were removed
     assert 'packed_sdpa' in r.stdout.splitlines()[-1]                         # the table is printed last
 
-def test_gpu_benchmark_never_reuses_a_folder_it_did_not_make(tmp_path):
-    "A --model-dir holding some other model (the old script reused any folder with a config.json) stops the run."
-    d = tmp_path/'planted'
-    d.mkdir()
-    (d/'config.json').write_text('{}')
-    r = subprocess.run([sys.executable, str(ROOT/'bench'/'bench_gpu.py'), '--shape', 'tiny', '--model-dir', str(d),
-                        '--out', str(tmp_path/'g.json')], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert r.returncode != 0 and 'does not hold this benchmark model' in r.stderr, r.stderr[-2000:]
-    assert sorted(p.name for p in d.iterdir()) == ['config.json'] and not (tmp_path/'g.json').exists()
+from faults import Ctx, Result  # noqa: E402
+from faults.bench import SCRIPT_CASES  # noqa: E402
+
+@pytest.mark.parametrize('case', SCRIPT_CASES, ids=[c.name for c in SCRIPT_CASES])
+def test_bench_fault(case, tmp_path):
+    "The fault table of the benchmark scripts (tests/faults/bench.py), with the rules of tests/test_faults.py."
+    ctx = Ctx(tmp_path, None, None)
+    if case.setup: case.setup(ctx)
+    script, *args = [str(a) for a in case.argv(ctx)]
+    p = subprocess.run([sys.executable, str(ROOT/'bench'/script), *args], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=600, env={**os.environ, 'TMPDIR': str(tmp_path)})
+    r = Result(p.returncode, p.stdout, p.stderr)
+    assert 'Traceback' not in r.err and r.status == case.status, f'exit {r.status}\n{r.out[-1500:]}\n{r.err[-1500:]}'
+    errors = [line for line in r.err.splitlines() if line.startswith(f'{script}: error: ')]
+    assert len(errors) == 1 and case.message in errors[0], r.err[-2000:]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('mirastral-bench')]    # temporaries removed
+    if case.check: case.check(ctx, r)
