@@ -15,10 +15,11 @@ import yaml
 from .data import atomic_write_text
 
 # %% auto #0
-__all__ = ['RESOURCES', 'LEXICON_DIR', 'LEVELS', 'RISK_CATEGORIES', 'ESCALATORS', 'DISCOUNTS', 'LEXICONS', 'DEVSET', 'RISK_CATS',
-           'HARD_NEGATIVES', 'EVERYDAY', 'SPLITS', 'normalize', 'Lexicon', 'load_lexicon', 'load_lexicons',
-           'detect_language', 'Cue', 'Assessment', 'find_cues', 'assess', 'risk_level', 'load_devset', 'score_messages',
-           'safety_metrics', 'safety_table', 'plot_safety', 'model_safety_eval', 'safety_eval']
+__all__ = ['RESOURCES', 'LEXICON_DIR', 'LEVELS', 'RISK_CATEGORIES', 'ESCALATORS', 'DISCOUNTS', 'FRAMES_FILE', 'LEXICONS',
+           'DEVSET', 'RISK_CATS', 'HARD_NEGATIVES', 'EVERYDAY', 'SPLITS', 'normalize', 'Frame', 'Lexicon',
+           'load_lexicon', 'load_lexicons', 'detect_language', 'Cue', 'Assessment', 'find_cues', 'assess', 'risk_level',
+           'load_devset', 'score_messages', 'safety_metrics', 'safety_table', 'plot_safety', 'model_safety_eval',
+           'safety_eval']
 
 # %% ../nbs/05a_safety.ipynb #d6a16282
 RESOURCES = Path(__file__).parent/'resources' if '__file__' in globals() else Path('../mirastral/resources')
@@ -27,7 +28,7 @@ LEVELS = ('none', 'elevated', 'high', 'imminent')
 RISK_CATEGORIES = {'passive': 'elevated', 'direct': 'high', 'slang': 'high', 'self_harm': 'high', 'goodbye': 'high',
                    'plan_means': 'imminent', 'in_progress': 'imminent'}  # cue category -> the level it raises alone
 ESCALATORS = ('plan', 'means', 'time', 'place')
-DISCOUNTS = ('negation', 'negation_after', 'past', 'relapse', 'third_party', 'clinical', 'idiom')
+DISCOUNTS = ('negation', 'negation_after', 'question', 'affirm', 'past', 'relapse', 'third_party', 'clinical', 'idiom')
 
 _APOS = dict.fromkeys(map(ord, "'’‘`´ʼ′＇"), None)
 _ARABIC = str.maketrans({'أ': 'ا', 'إ': 'ا', 'آ': 'ا', 'ٱ': 'ا', 'ى': 'ي', 'ة': 'ه', 'ـ': None, 'ؤ': 'و', 'ئ': 'ي'})
@@ -59,8 +60,19 @@ _SCRIPTS = {'Latin': r'a-z', 'Han': r'\u4e00-\u9fff', 'Devanagari': r'\u0900-\u0
             'Hebrew': r'\u0590-\u05ff', 'Cyrillic': r'\u0400-\u04ff'}
 
 @dataclass
+class Frame:
+    "Word classes that make a cue together: near each other in one sentence, and (`&`) anywhere in the message."
+    category: str      # the RISK_CATEGORIES key of the cue it makes
+    text: str          # as written: 'WANT > DIE' (this order), 'MEANS + HAVE' (any order), '... & FINAL'
+    parts: list        # compiled classes that must be close together
+    ordered: bool
+    anchor: int        # the part tried first: the first one written (`+`), the last one (`>`)
+    anywhere: list     # compiled classes that must also occur somewhere in the message
+    gap: int           # at most this many words between two parts (characters, in scripts without spaces)
+
+@dataclass
 class Lexicon:
-    "One language's compiled lexicon: a regex per cue category, escalator and discount group."
+    "One language's compiled lexicon: a regex per cue category, its frames, escalators and discount groups."
     lang: str            # ISO 639-1 code
     name: str
     scripts: list        # writing systems it matches ('Latin' included for romanised Hindi or Arabizi)
@@ -71,7 +83,12 @@ class Lexicon:
     discount: dict
     first_person: re.Pattern|None
     markers: re.Pattern|None
-    any_cue: re.Pattern  # all cues at once: the fast test that skips a lexicon on ordinary messages
+    any_cue: re.Pattern  # all cues and frame anchors at once: the fast test that skips a lexicon on ordinary messages
+    frames: list = field(default_factory=list)   # Frames, read in the message's language (and `mix_with`)
+    neg: re.Pattern|None = None                  # the NEG class: a negator in the words before a cue discounts it
+    spaced: bool = True                          # words separated by spaces (gaps and windows count words)
+    neg_after: int = 0                           # also a negator this many words after a cue (verb-final languages)
+    mix_with: list = field(default_factory=list) # languages often mixed into this one: their frames are read too
 
 def _expand(p:str, macros:dict, where:str)->str:
     missing = [m for m in _MACRO.findall(p) if m not in macros]
@@ -88,7 +105,10 @@ def _alt(patterns, macros:dict, bounded:bool, where:str)->re.Pattern|None:
     try: return re.compile(body)
     except re.error as e: raise ValueError(f"{where}: invalid pattern: {e}") from None
 
+
 # %% ../nbs/05a_safety.ipynb #fa8bd470
+FRAMES_FILE = LEXICON_DIR/'_frames.yaml'  # frames every language shares, written with the classes each one defines
+
 def _groups(d:dict, key:str, allowed, path)->dict:
     groups = d.get(key) or {}
     if not isinstance(groups, dict): raise ValueError(f"{path}: `{key}` must map group names to lists of patterns")
@@ -96,7 +116,47 @@ def _groups(d:dict, key:str, allowed, path)->dict:
     if bad: raise ValueError(f"{path}: unknown `{key}` groups {sorted(bad)}; use {list(allowed)}")
     return groups
 
-def load_lexicon(path:Path # a lexicon YAML file
+def _frame(spec, category:str, classes, gap:int, where:str)->Frame|list:
+    "Compile one frame spec ('A + B', 'A > B > C', '... & D', or {frame, gap}); the missing class names if any."
+    text, gap = (spec.get('frame'), spec.get('gap', gap)) if isinstance(spec, dict) else (spec, gap)
+    if not isinstance(text, str) or not isinstance(gap, int):
+        raise ValueError(f"{where}: a frame is 'A + B' or {{frame: 'A > B', gap: N}}, got {spec!r}")
+    near, *also = [s.strip() for s in text.split('&')]
+    if '+' in near and '>' in near: raise ValueError(f"{where}: {text!r}: join with `+` (any order) or `>`, not both")
+    names = [n.strip() for n in re.split('[+>]', near)] + also
+    if not all(re.fullmatch('[A-Z][A-Z0-9_]*', n) for n in names):
+        raise ValueError(f"{where}: {text!r}: a frame names classes (macros), like 'WANT > DIE & TIME'")
+    missing = [n for n in names if n not in classes]
+    if missing: return missing
+    ordered = '>' in near
+    parts = [classes[n] for n in names[:len(names) - len(also)]]
+    return Frame(category, text, parts, ordered, len(parts) - 1 if ordered else 0, [classes[n] for n in also], gap)
+
+def _frames(d:dict, shared:dict, classes, gap:int, path)->list[Frame]:
+    "The language's own frames (every class must exist) and the shared ones it has all the classes of."
+    out = []
+    for source, groups in ((path, d.get('frames') or {}), (FRAMES_FILE, shared)):
+        for cat, specs in _groups({'frames': groups}, 'frames', RISK_CATEGORIES, source).items():
+            for i, spec in enumerate(specs or []):
+                f = _frame(spec, cat, classes, gap, f'{source}: frames.{cat}[{i}]')
+                if isinstance(f, Frame): out.append(f)
+                elif source == path: raise ValueError(f"{path}: frames.{cat}[{i}]: unknown class {f[0]}: define it "
+                                                      f"under `macros`")
+    return out
+
+class _Classes(dict):
+    "Macros compiled on demand as word classes (bounded like the lexicon), each once."
+    def __init__(self, macros:dict, bounded:bool):
+        super().__init__()
+        self.macros, self.bounded = macros, bounded
+    def __contains__(self, k): return k in self.macros
+    def __missing__(self, k):
+        body = f'(?:{self.macros[k]})'
+        self[k] = re.compile(f'(?<![{_WORD}]){body}(?![{_WORD}])' if self.bounded else body)
+        return self[k]
+
+def load_lexicon(path:Path,            # a lexicon YAML file
+                 shared:dict|None=None # shared frames (category -> specs), usually `FRAMES_FILE`'s
                 )->Lexicon:
     "Validate and compile one lexicon file."
     path = Path(path)
@@ -114,20 +174,33 @@ def load_lexicon(path:Path # a lexicon YAML file
     topics = {c: comp([p[1:] for p in ps or [] if p.startswith('~')], f'cues.{c}') for c, ps in cue_groups.items()}
     keep = lambda rxs: {k: v for k, v in rxs.items() if v}
     script = re.compile('[' + ''.join(_SCRIPTS[s] for s in scripts) + ']')
+    classes = _Classes(macros, bounded)
+    frames = _frames(d, shared or {}, classes, d.get('gap', 3 if bounded else 4), path)
+    anchors = [f.parts[f.anchor].pattern for f in frames]
+    every = [p.lstrip('~') for ps in cue_groups.values() for p in ps or []]
+    any_cue = comp(every, 'cues')
     return Lexicon(d['lang'], d.get('name', d['lang']), scripts, script,
                    keep(cues), keep(topics),
                    keep({g: comp(ps, f'escalate.{g}') for g, ps in _groups(d, 'escalate', ESCALATORS, path).items()}),
                    keep({g: comp(ps, f'discount.{g}') for g, ps in _groups(d, 'discount', DISCOUNTS, path).items()}),
                    comp(d.get('first_person'), 'first_person'), comp(d.get('markers'), 'markers', True),
-                   comp([p.lstrip('~') for ps in cue_groups.values() for p in ps or []], 'cues'))
+                   re.compile('|'.join([any_cue.pattern] + anchors)), frames,
+                   classes['NEG'] if 'NEG' in classes else None, bounded, int(d.get('neg_after', 0)),
+                   list(d.get('mix_with') or []))
+
 
 # %% ../nbs/05a_safety.ipynb #066cbaf5
-def load_lexicons(folder:Path=LEXICON_DIR # every `*.yaml` in it is one language
+def load_lexicons(folder:Path=LEXICON_DIR # every `<lang>.yaml` in it is one language; `_frames.yaml` the shared frames
                  )->dict:
     "Language code -> compiled `Lexicon`, for every lexicon file of `folder`."
-    return {lx.lang: lx for lx in map(load_lexicon, sorted(Path(folder).glob('*.yaml')))}
+    folder = Path(folder)
+    shared = folder/'_frames.yaml'
+    try: frames = (yaml.safe_load(shared.read_text(encoding='utf-8')) or {}).get('frames') if shared.exists() else {}
+    except yaml.YAMLError as e: raise ValueError(f"{shared}: not valid YAML: {' '.join(str(e).split())}") from None
+    return {lx.lang: lx for lx in (load_lexicon(p, frames) for p in sorted(folder.glob('[!_]*.yaml')))}
 
 LEXICONS = load_lexicons()  # compiled once, at import
+
 
 # %% ../nbs/05a_safety.ipynb #b9c1e66f
 _SCRIPT_LANG = [(lang, re.compile(f'[{_SCRIPTS[s]}]')) for lang, s in
@@ -167,6 +240,8 @@ class Cue:
     start: int
     end: int
     topic: bool = False  # a topic word (`~`): counts unless the context is someone else or a subject of study
+    frame: str = ''      # the frame that made it ('WANT > DIE'), '' for a lexicon pattern
+    inner: tuple = ()    # (start, end) of the text between a frame's parts
 
 @dataclass
 class Assessment:
@@ -177,22 +252,55 @@ class Assessment:
     discounted: list = field(default_factory=list)    # (Cue, reason) for cues that did not count
     escalators: list = field(default_factory=list)    # (group, language, span): plan, means, time or place words seen
 
-def find_cues(norm:str, lexicons:dict|None=None # default: LEXICONS
+_SENT = re.compile(r'[.!?\n。！？।॥]+')
+
+def _near(norm:str, a:tuple, b:tuple, gap:int, spaced:bool)->bool:
+    "Whether spans `a` before `b` are at most `gap` words (characters) apart, with no sentence end between."
+    between = norm[a[1]:b[0]]
+    if b[0] < a[1] or _SENT.search(between): return False
+    return len(between.split()) <= gap if spaced else len(between.strip()) <= gap
+
+def _match_frame(f:Frame, norm:str, spaced:bool)->tuple|None:
+    "(start, end, inner gaps) of the first place where frame `f` holds in `norm`, or None."
+    if any(rx.search(norm) is None for rx in f.anywhere): return None
+    hits = [[m.span() for m in rx.finditer(norm)] for rx in f.parts]
+    if not all(hits): return None
+    for a in hits[f.anchor]:
+        chosen = {f.anchor: a}
+        order = range(f.anchor - 1, -1, -1) if f.ordered else [i for i in range(len(hits)) if i != f.anchor]
+        for i in order:
+            if f.ordered: ok = [h for h in hits[i] if _near(norm, h, chosen[i + 1], f.gap, spaced)]
+            else: ok = [h for h in hits[i] if not any(h[0] < c[1] and c[0] < h[1] for c in chosen.values())
+                        and not _SENT.search(norm[min(h[1], a[1]):max(h[0], a[0])])]
+            if not ok: break
+            chosen[i] = min(ok, key=lambda h: abs(h[0] - a[0]))
+        else:
+            spans = sorted(chosen.values())
+            if all(_near(norm, x, y, f.gap, spaced) for x, y in zip(spans, spans[1:])):
+                return spans[0][0], spans[-1][1], tuple((x[1], y[0]) for x, y in zip(spans, spans[1:]))
+    return None
+
+def find_cues(norm:str, lexicons:dict|None=None, # default: LEXICONS
+              langs=None # languages whose frames and topic words are read (default: all)
              )->list[Cue]:
-    "Every cue of every lexicon whose script occurs in the normalised message `norm`."
+    "Every cue of every lexicon whose script occurs in the normalised message `norm`, frames of `langs`."
     out = []
     for lx in (lexicons or LEXICONS).values():
         if not lx.script.search(norm) or not lx.any_cue.search(norm): continue
-        for topic, table in ((False, lx.cues), (True, lx.topics)):
+        own = langs is None or lx.lang in langs
+        for topic, table in ((False, lx.cues), (True, lx.topics if own else {})):
             for cat, rx in table.items():
                 out += [Cue(cat, lx.lang, m[0], m.start(), m.end(), topic) for m in rx.finditer(norm)]
+        for f in lx.frames if own else ():
+            if (hit := _match_frame(f, norm, lx.spaced)):
+                out.append(Cue(f.category, lx.lang, norm[hit[0]:hit[1]], hit[0], hit[1], False, f.text, hit[2]))
     return out
+
 
 # %% ../nbs/05a_safety.ipynb #08b55a96
 _CONJ = ('but though although yet because aber weil pero porque mais mas ma perche maar omdat tapi namun karena '
          'но однако لكن بس אבל lekin magar par लेकिन मगर पर 因为 但是 可是 但').split() + ['parce que', 'потому что']
 _BREAK = re.compile(r'[.!?;:\n。！？；،，,।॥]+|\s[-–—]+\s|(?<!\w)(?:' + '|'.join(_CONJ) + r')(?!\w)')
-_SENT = re.compile(r'[.!?\n。！？।॥]+')
 
 def _scope(rx:re.Pattern, text:str, pos:int)->tuple[int, int]:
     "Start and end of the piece of `text` around `pos`, delimited by `rx`."
@@ -210,25 +318,72 @@ def _window(text:str, start:int, clause_start:int, words:int=5)->str:
     if ' ' in w.strip() or not w: return ' '.join(w.split()[-words:]) + ' '
     return w[-8:]
 
+def _after(text:str, end:int, clause_end:int, words:int)->str:
+    "The first `words` words of the clause after a cue (twice as many characters in scripts without spaces)."
+    w = text[end:clause_end]
+    return ' '.join(w.split()[:words]) if ' ' in w.strip() else w[:words * 2]
+
 def _has(lxs:list, group:str, text:str)->bool:
     return any((rx := lx.discount.get(group)) is not None and rx.search(text) is not None for lx in lxs)
 
-def _discount_reason(c:Cue, norm:str, lxs:list)->str|None:
-    "Why cue `c` does not count in `norm` (read with lexicons `lxs`), or None when it counts."
+def _negated(c:Cue, norm:str, lxs:list, cs:int, ce:int)->bool:
+    "A negator just before the cue in its clause, between a frame's parts, or just after it (verb-final languages)."
+    win = _window(norm, c.start, cs)
+    if _has(lxs, 'negation', win) or _has(lxs, 'negation_after', norm[c.end:c.end + 40]): return True
+    if _has(lxs, 'question', norm[cs:c.start]) and not _has(lxs, 'affirm', norm[c.end:]): return True
+    for lx in lxs:
+        if lx.neg is None: continue
+        if lx.neg.search(win): return True
+        if 'NEG' not in c.frame and any(lx.neg.search(norm[s:e]) for s, e in c.inner): return True
+        if lx.neg_after and 'NEG' not in c.frame and lx.neg.search(_after(norm, c.end, ce, lx.neg_after)): return True
+    return False
+
+def _discount_reason(c:Cue, norm:str, lxs:list, titles:list=())->str|None:
+    "Why cue `c` does not count in `norm` (read with lexicons `lxs`; `titles`: normalised titles), or None."
     overlaps = lambda m: m.start() < c.end and c.start < m.end()
     if any((rx := lx.discount.get('idiom')) and any(map(overlaps, rx.finditer(norm))) for lx in lxs): return 'idiom'
+    if any(c.span in t for t in titles): return 'idiom'
     cs, ce = _scope(_BREAK, norm, c.start)
     ss, se = _scope(_SENT, norm, c.start)
-    clause, win = norm[cs:ce], _window(norm, c.start, cs)
-    if _has(lxs, 'negation', win) or _has(lxs, 'negation_after', norm[c.end:c.end + 40]): return 'negation'
+    if _negated(c, norm, lxs, cs, ce): return 'negation'
     if _has(lxs, 'past', norm[ss:se]) and not _has(lxs, 'relapse', norm): return 'past'
+    clause, win = norm[cs:ce], _window(norm, c.start, cs)
     if c.topic:  # a topic word: its clause, or the whole message when the clause does not speak in the first person
         first = any(lx.first_person is not None and lx.first_person.search(clause) for lx in lxs)
         win = clause = clause if first else norm
     if _has(lxs, 'third_party', win): return 'third_party'
     return 'clinical' if _has(lxs, 'clinical', clause) else None
 
+
 # %% ../nbs/05a_safety.ipynb #c2667c58
+_QUOTED = re.compile(r'["“”«»《》「」『』„]([^"“”«»《》「」『』„\n]{2,60})["“”«»《》「」『』]')
+_TOKEN = re.compile(r"[^\W\d_][\w'’-]*|[.!?;:]+")
+_PRONOUNS = {'I', "I'm", 'I’m', "I've", "I'd", "I'll"}
+
+def _titles(text:str)->list[str]:
+    "Normalised names that look like titles: a run of 2+ capitalised words inside a sentence, or a short quote."
+    toks = _TOKEN.findall(text)
+    words = [t for t in toks if t[0].isalpha()]
+    out = [normalize(m[1]) for m in _QUOTED.finditer(text) if len(m[1].split()) <= 5]
+    if not words or sum(w[0].isupper() for w in words) * 2 > len(words): return out  # Title Case typing: no signal
+    run, sentence_start = [], True
+    for t in toks + ['.']:
+        cap = t[0].isupper() and t not in _PRONOUNS
+        if cap and not sentence_start: run.append(t)
+        else:
+            if len(run) >= 2: out.append(normalize(' '.join(run)))
+            run = []
+        sentence_start = not t[0].isalpha()
+    return out
+
+def _frame_languages(lang:str, norm:str)->set:
+    "The message's language, those mixed into it often, and any other with 3+ of its frequent words in the message."
+    out = {lang, *(LEXICONS[lang].mix_with if lang in LEXICONS else [])}
+    for lx in LEXICONS.values():
+        if lx.lang not in out and lx.markers and lx.script.search(norm) and len(set(lx.markers.findall(norm))) >= 3:
+            out.add(lx.lang)
+    return out
+
 def assess(text:str # one client message
           )->Assessment:
     "Risk level of `text` with the cues that count, its language, the discounted cues and the escalators seen."
@@ -236,9 +391,11 @@ def assess(text:str # one client message
     lang = detect_language(text, norm)
     own = [LEXICONS[lang]] if lang in LEXICONS else []
     kept, discounted = [], []
-    for c in find_cues(norm):
+    cues = find_cues(norm, langs=_frame_languages(lang, norm))
+    titles = _titles(text) if cues else []
+    for c in cues:
         lxs = [LEXICONS[c.language]] + [lx for lx in own if lx.lang != c.language]
-        reason = _discount_reason(c, norm, lxs)
+        reason = _discount_reason(c, norm, lxs, titles)
         if reason: discounted.append((c, reason))
         else: kept.append(c)
     if not kept: return Assessment('none', [], lang, discounted)
@@ -249,6 +406,7 @@ def assess(text:str # one client message
     if esc and (cats - {'self_harm'} or any(g in ('plan', 'time') for g, *_ in esc)): level = 'imminent'
     if 'goodbye' in cats and len(cats) > 1: level = 'imminent'
     return Assessment(level, kept, lang, discounted, esc)
+
 
 # %% ../nbs/05a_safety.ipynb #e9ec99bd
 def risk_level(text:str)->str|None:
