@@ -28,7 +28,8 @@ LEVELS = ('none', 'elevated', 'high', 'imminent')
 RISK_CATEGORIES = {'passive': 'elevated', 'direct': 'high', 'slang': 'high', 'self_harm': 'high', 'goodbye': 'high',
                    'plan_means': 'imminent', 'in_progress': 'imminent'}  # cue category -> the level it raises alone
 ESCALATORS = ('plan', 'means', 'time', 'place')
-DISCOUNTS = ('negation', 'negation_after', 'question', 'affirm', 'past', 'relapse', 'third_party', 'clinical', 'idiom')
+DISCOUNTS = ('negation', 'negation_after', 'question', 'affirm', 'past', 'relapse', 'third_party', 'clinical', 'idiom',
+             'hyperbole')
 
 _APOS = dict.fromkeys(map(ord, "'’‘`´ʼ′＇"), None)
 _ARABIC = str.maketrans({'أ': 'ا', 'إ': 'ا', 'آ': 'ا', 'ٱ': 'ا', 'ى': 'ي', 'ة': 'ه', 'ـ': None, 'ؤ': 'و', 'ئ': 'ي'})
@@ -69,6 +70,7 @@ class Frame:
     anchor: int        # the part tried first: the first one written (`+`), the last one (`>`)
     anywhere: list     # compiled classes that must also occur somewhere in the message
     gap: int           # at most this many words between two parts (characters, in scripts without spaces)
+    anchor_name: str = ''
 
 @dataclass
 class Lexicon:
@@ -83,12 +85,14 @@ class Lexicon:
     discount: dict
     first_person: re.Pattern|None
     markers: re.Pattern|None
-    any_cue: re.Pattern  # all cues and frame anchors at once: the fast test that skips a lexicon on ordinary messages
+    any_cue: re.Pattern  # all cues at once: the fast test that skips a lexicon on ordinary messages
     frames: list = field(default_factory=list)   # Frames, read in the message's language (and `mix_with`)
     neg: re.Pattern|None = None                  # the NEG class: a negator in the words before a cue discounts it
+    they: re.Pattern|None = None                 # the THEY class: someone else as the subject right before a cue
     spaced: bool = True                          # words separated by spaces (gaps and windows count words)
     neg_after: int = 0                           # also a negator this many words after a cue (verb-final languages)
     mix_with: list = field(default_factory=list) # languages often mixed into this one: their frames are read too
+    any_anchor: re.Pattern|None = None           # all frame anchors at once: the fast test before reading frames
 
 def _expand(p:str, macros:dict, where:str)->str:
     missing = [m for m in _MACRO.findall(p) if m not in macros]
@@ -130,7 +134,8 @@ def _frame(spec, category:str, classes, gap:int, where:str)->Frame|list:
     if missing: return missing
     ordered = '>' in near
     parts = [classes[n] for n in names[:len(names) - len(also)]]
-    return Frame(category, text, parts, ordered, len(parts) - 1 if ordered else 0, [classes[n] for n in also], gap)
+    anchor = len(parts) - 1 if ordered else 0
+    return Frame(category, text, parts, ordered, anchor, [classes[n] for n in also], gap, names[anchor])
 
 def _frames(d:dict, shared:dict, classes, gap:int, path)->list[Frame]:
     "The language's own frames (every class must exist) and the shared ones it has all the classes of."
@@ -175,18 +180,18 @@ def load_lexicon(path:Path,            # a lexicon YAML file
     keep = lambda rxs: {k: v for k, v in rxs.items() if v}
     script = re.compile('[' + ''.join(_SCRIPTS[s] for s in scripts) + ']')
     classes = _Classes(macros, bounded)
-    frames = _frames(d, shared or {}, classes, d.get('gap', 3 if bounded else 4), path)
-    anchors = [f.parts[f.anchor].pattern for f in frames]
-    every = [p.lstrip('~') for ps in cue_groups.values() for p in ps or []]
-    any_cue = comp(every, 'cues')
+    spaced = d.get('spaced', bounded)  # words separated by spaces: gaps count words, else characters
+    frames = _frames(d, shared or {}, classes, d.get('gap', 3 if spaced else 4), path)
+    anchors = list(dict.fromkeys(f.anchor_name for f in frames))
     return Lexicon(d['lang'], d.get('name', d['lang']), scripts, script,
                    keep(cues), keep(topics),
                    keep({g: comp(ps, f'escalate.{g}') for g, ps in _groups(d, 'escalate', ESCALATORS, path).items()}),
                    keep({g: comp(ps, f'discount.{g}') for g, ps in _groups(d, 'discount', DISCOUNTS, path).items()}),
                    comp(d.get('first_person'), 'first_person'), comp(d.get('markers'), 'markers', True),
-                   re.compile('|'.join([any_cue.pattern] + anchors)), frames,
-                   classes['NEG'] if 'NEG' in classes else None, bounded, int(d.get('neg_after', 0)),
-                   list(d.get('mix_with') or []))
+                   comp([p.lstrip('~') for ps in cue_groups.values() for p in ps or []], 'cues'), frames,
+                   classes['NEG'] if 'NEG' in classes else None, classes['THEY'] if 'THEY' in classes else None,
+                   spaced, int(d.get('neg_after', 0)), list(d.get('mix_with') or []),
+                   comp([f'{{{a}}}' for a in anchors], 'frames') if anchors else None)
 
 
 # %% ../nbs/05a_safety.ipynb #066cbaf5
@@ -262,7 +267,7 @@ def _near(norm:str, a:tuple, b:tuple, gap:int, spaced:bool)->bool:
 
 def _match_frame(f:Frame, norm:str, spaced:bool)->tuple|None:
     "(start, end, inner gaps) of the first place where frame `f` holds in `norm`, or None."
-    if any(rx.search(norm) is None for rx in f.anywhere): return None
+    if f.parts[f.anchor].search(norm) is None or any(rx.search(norm) is None for rx in f.anywhere): return None
     hits = [[m.span() for m in rx.finditer(norm)] for rx in f.parts]
     if not all(hits): return None
     for a in hits[f.anchor]:
@@ -286,12 +291,13 @@ def find_cues(norm:str, lexicons:dict|None=None, # default: LEXICONS
     "Every cue of every lexicon whose script occurs in the normalised message `norm`, frames of `langs`."
     out = []
     for lx in (lexicons or LEXICONS).values():
-        if not lx.script.search(norm) or not lx.any_cue.search(norm): continue
         own = langs is None or lx.lang in langs
+        if not lx.script.search(norm) or not (lx.any_cue.search(norm) or own and lx.any_anchor
+                                              and lx.any_anchor.search(norm)): continue
         for topic, table in ((False, lx.cues), (True, lx.topics if own else {})):
             for cat, rx in table.items():
                 out += [Cue(cat, lx.lang, m[0], m.start(), m.end(), topic) for m in rx.finditer(norm)]
-        for f in lx.frames if own else ():
+        for f in lx.frames if own and lx.any_anchor is not None and lx.any_anchor.search(norm) else ():
             if (hit := _match_frame(f, norm, lx.spaced)):
                 out.append(Cue(f.category, lx.lang, norm[hit[0]:hit[1]], hit[0], hit[1], False, f.text, hit[2]))
     return out
@@ -312,11 +318,15 @@ def _scope(rx:re.Pattern, text:str, pos:int)->tuple[int, int]:
             break
     return s, e
 
+def _window_start(text:str, start:int, clause_start:int, words:int=5)->int:
+    "Where the last `words` words of the clause before a cue begin (the last 8 characters, without spaces)."
+    w = text[clause_start:start]
+    if ' ' not in w.strip(): return max(clause_start, start - 8) if w.strip() else start
+    return clause_start + [m.start() for m in re.finditer(r'\S+', w)][-min(words, len(w.split()))]
+
 def _window(text:str, start:int, clause_start:int, words:int=5)->str:
     "The last `words` words of the clause before a cue (the last 8 characters in scripts without spaces)."
-    w = text[clause_start:start]
-    if ' ' in w.strip() or not w: return ' '.join(w.split()[-words:]) + ' '
-    return w[-8:]
+    return text[_window_start(text, start, clause_start, words):start] + ('' if text[start - 1:start] == ' ' else ' ')
 
 def _after(text:str, end:int, clause_end:int, words:int)->str:
     "The first `words` words of the clause after a cue (twice as many characters in scripts without spaces)."
@@ -333,9 +343,19 @@ def _negated(c:Cue, norm:str, lxs:list, cs:int, ce:int)->bool:
     if _has(lxs, 'question', norm[cs:c.start]) and not _has(lxs, 'affirm', norm[c.end:]): return True
     for lx in lxs:
         if lx.neg is None: continue
-        if lx.neg.search(win): return True
+        ws = _window_start(norm, c.start, cs)
+        if any(m.start() < c.start for m in lx.neg.finditer(norm, ws, c.end)): return True  # the cue's words visible
         if 'NEG' not in c.frame and any(lx.neg.search(norm[s:e]) for s, e in c.inner): return True
-        if lx.neg_after and 'NEG' not in c.frame and lx.neg.search(_after(norm, c.end, ce, lx.neg_after)): return True
+        if lx.neg_after and 'NEG' not in c.frame and c.category in ('direct', 'slang', 'self_harm') \
+           and lx.neg.search(_after(norm, c.end, ce, lx.neg_after)): return True
+    return False
+
+def _someone_else(norm:str, c:Cue, cs:int, lxs:list)->bool:
+    "Someone else is the subject just before the cue: a THEY word in its last two words, and no first person there."
+    for lx in lxs:
+        if lx.they is None: continue
+        w = _window(norm, c.start, cs, 2 if lx.spaced else 4)
+        if lx.they.search(w) and not (lx.first_person and lx.first_person.search(w)): return True
     return False
 
 def _discount_reason(c:Cue, norm:str, lxs:list, titles:list=())->str|None:
@@ -347,11 +367,12 @@ def _discount_reason(c:Cue, norm:str, lxs:list, titles:list=())->str|None:
     ss, se = _scope(_SENT, norm, c.start)
     if _negated(c, norm, lxs, cs, ce): return 'negation'
     if _has(lxs, 'past', norm[ss:se]) and not _has(lxs, 'relapse', norm): return 'past'
+    if c.category == 'passive' and _has(lxs, 'hyperbole', norm[ss:se]): return 'idiom'
     clause, win = norm[cs:ce], _window(norm, c.start, cs)
     if c.topic:  # a topic word: its clause, or the whole message when the clause does not speak in the first person
         first = any(lx.first_person is not None and lx.first_person.search(clause) for lx in lxs)
         win = clause = clause if first else norm
-    if _has(lxs, 'third_party', win): return 'third_party'
+    if _has(lxs, 'third_party', win) or _someone_else(norm, c, cs, lxs): return 'third_party'
     return 'clinical' if _has(lxs, 'clinical', clause) else None
 
 
