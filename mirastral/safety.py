@@ -351,9 +351,9 @@ def _negated(c:Cue, norm:str, lxs:list, cs:int, ce:int)->bool:
     return False
 
 def _someone_else(norm:str, c:Cue, cs:int, lxs:list)->bool:
-    "Someone else is the subject just before the cue: a THEY word in its last two words, and no first person there."
+    "Someone else is the subject just before the cue (a THEY word in its last two words), the writer in neither."
     for lx in lxs:
-        if lx.they is None: continue
+        if lx.they is None or lx.first_person and lx.first_person.search(c.span): continue
         w = _window(norm, c.start, cs, 2 if lx.spaced else 4)
         if lx.they.search(w) and not (lx.first_person and lx.first_person.search(w)): return True
     return False
@@ -398,10 +398,10 @@ def _titles(text:str)->list[str]:
     return out
 
 def _frame_languages(lang:str, norm:str)->set:
-    "The message's language, those mixed into it often, and any other with 3+ of its frequent words in the message."
+    "The message's language, those mixed into it often, and any other with 2+ of its frequent words in the message."
     out = {lang, *(LEXICONS[lang].mix_with if lang in LEXICONS else [])}
     for lx in LEXICONS.values():
-        if lx.lang not in out and lx.markers and lx.script.search(norm) and len(set(lx.markers.findall(norm))) >= 3:
+        if lx.lang not in out and lx.markers and lx.script.search(norm) and len(set(lx.markers.findall(norm))) >= 2:
             out.add(lx.lang)
     return out
 
