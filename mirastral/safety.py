@@ -50,9 +50,13 @@ def _strip_marks(t:str)->str:
         out.append(ch)
     return unicodedata.normalize('NFC', ''.join(out)).translate(_ARABIC).translate(_DEVA).translate(_HANT)
 
+_LEET = re.compile(r'(?<=[a-z])[4310@$]+(?=[a-z])')
+_LEET_MAP = str.maketrans('4310@$', 'aeioas')
+
 def normalize(text:str)->str:
     "`text` folded as the lexicons are written: lower case, no apostrophes or accents, 3+ repeated letters cut to one."
-    return _REPEAT.sub(r'\1', _strip_marks(unicodedata.normalize('NFKC', text or '').casefold().translate(_APOS)))
+    t = _REPEAT.sub(r'\1', _strip_marks(unicodedata.normalize('NFKC', text or '').casefold().translate(_APOS)))
+    return _LEET.sub(lambda m: m[0].translate(_LEET_MAP), t)  # digits inside a Latin word: 'k1ll', 'm4tar', 'd1e'
 
 # %% ../nbs/05a_safety.ipynb #8ea4e151
 _MACRO = re.compile(r'\{([A-Z][A-Z0-9_]*)\}')
