@@ -444,9 +444,10 @@ DEVSET = RESOURCES/'safety_devset'
 RISK_CATS = tuple(RISK_CATEGORIES)
 HARD_NEGATIVES = ('negation', 'past_recovery', 'clinical_news', 'third_party', 'idiom_title', 'benign_time_means')
 EVERYDAY = ('everyday', 'distress')
-SPLITS = ('dev', 'holdout', 'all')
+SPLITS = ('dev', 'holdout', 'tuning', 'test', 'all')  # tuning: dev + holdout; test: the blind split in test/
 
-def _read_devset_file(p:Path)->list[dict]:
+def _read_devset_file(p:Path, split:str|None=None # force this split (files of a `test/` folder)
+                     )->list[dict]:
     rows = []
     for i, line in enumerate(p.read_text(encoding='utf-8').splitlines(), 1):
         if not line.strip(): continue
@@ -456,22 +457,32 @@ def _read_devset_file(p:Path)->list[dict]:
         if missing: raise ValueError(f"{p}:{i}: missing {', '.join(missing)}; a line needs text, label, category")
         if r['label'] not in ('risk', 'benign'):
             raise ValueError(f"{p}:{i}: label {r['label']!r}: use 'risk' or 'benign'")
-        rows.append({'id': r.get('id', f'{p.stem}-{i}'), 'lang': r.get('lang', p.stem), 'split': r.get('split', 'dev'),
-                     'level': r.get('level'), **{k: r[k] for k in ('text', 'label', 'category')}})
+        rows.append({'id': r.get('id', f'{p.stem}-{i}'), 'lang': r.get('lang', p.stem),
+                     'split': split or r.get('split', 'dev'), 'level': r.get('level'),
+                     **{k: r[k] for k in ('text', 'label', 'category')}})
     return rows
 
+def _devset_files(data:Path)->list[tuple[Path, str|None]]:
+    "(file, forced split): a file, a folder's `*.jsonl`, and its `test/*.jsonl` (the blind split) when it has one."
+    if not data.is_dir(): return [(data, None)]
+    test = data.name == 'test'
+    files = [(p, 'test' if test else None) for p in sorted(data.glob('*.jsonl'))]
+    return files + [(p, 'test') for p in sorted((data/'test').glob('*.jsonl'))]
+
 def load_devset(data:Path|None=None, # a JSONL file or a folder of `<lang>.jsonl` (default: the shipped development set)
-                split:str='dev'      # 'dev', 'holdout' or 'all'
+                split:str='dev'      # 'dev', 'holdout', 'tuning' (both), 'test' (the blind split) or 'all'
                )->list[dict]:
     "Labelled messages of `data` in `split`: id, lang, text, label, level, category, split."
     data = Path(data or DEVSET)
     if split not in SPLITS: raise ValueError(f"split {split!r}: use one of {', '.join(SPLITS)}")
     if not data.exists(): raise FileNotFoundError(f"{data}: no such file or folder (give a JSONL file or a folder)")
-    files = sorted(data.glob('*.jsonl')) if data.is_dir() else [data]
+    files = _devset_files(data)
     if not files: raise FileNotFoundError(f"{data}: no *.jsonl files in this folder")
-    rows = [r for p in files for r in _read_devset_file(p) if split == 'all' or r['split'] == split]
+    keep = {'all': None, 'tuning': ('dev', 'holdout')}.get(split, (split,))
+    rows = [r for p, s in files for r in _read_devset_file(p, s) if keep is None or r['split'] in keep]
     if not rows: raise ValueError(f"{data}: no messages in split {split!r}")
     return rows
+
 
 # %% ../nbs/05a_safety.ipynb #81c998b4
 def score_messages(rows:list[dict], # from `load_devset`
@@ -535,30 +546,38 @@ _SUMMARY = (('recall', 'recall, all'), ('recall_en', 'recall, English'), ('recal
             ('false_alarm_everyday', 'false alarms, everyday+distress'))
 
 def safety_table(m:dict,                 # from `safety_metrics`
-                 model:dict|None=None    # {'model alone': metrics, 'model + guardrail': metrics}, from a RUN
+                 model:dict|None=None,   # more columns: {'model alone': metrics, ...} from a RUN, or other splits
+                 name:str='detector'     # the heading of `m`'s column
                 )->str:
-    "Per category, per language, level confusion and speed as text (a model and its guardrail beside the detector)."
-    cols = {'detector': m, **(model or {})}
-    w = max(len(k) for k in cols) + 12
-    row = lambda name, cells: f'{name:<33}' + ''.join(f'{x:>{w}}' for x in cells)
+    "Per category, per language, level confusion and speed as text, with other columns (a model, a split) beside."
+    cols = {name: m, **(model or {})}
+    w = max(len(k) for k in cols) + 4
+    row = lambda label, cells: f'{label:<33}' + ''.join(f'{x:>{w}}' for x in cells)
+    union = lambda key: list(dict.fromkeys(k for x in cols.values() for k in x[key]))
+    cats = sorted(union('by_category'), key=lambda c: (c not in RISK_CATS, c))
+    kind = lambda c: 'recall' if c in RISK_CATS else 'false alarm'
     lines = [row('category (measure)', cols)]
-    for c, v in m['by_category'].items():
-        lines.append(row(f"{c} ({v['kind']})", [_pct(x['by_category'].get(c)) for x in cols.values()]))
+    lines += [row(f'{c} ({kind(c)})', [_pct(x['by_category'].get(c)) for x in cols.values()]) for c in cats]
     lines += ['', row('language (measure)', cols)]
-    for lang in m['by_language']:
-        for key, name in (('recall', 'recall'), ('false_alarm', 'false alarm')):
+    for lang in sorted(union('by_language')):
+        for key, label in (('recall', 'recall'), ('false_alarm', 'false alarm')):
             cells = [_pct(x['by_language'].get(lang, {}).get(key)) for x in cols.values()]
-            lines.append(row(f'{lang} ({name})', cells))
-    lines += [''] + [row(name, [_pct(x.get(key)) for x in cols.values()]) for key, name in _SUMMARY]
-    if 'confusion' in m:
-        lines += ['', 'level confusion (rows: labelled level, columns: detector level)',
-                  f"{'':<12}" + ''.join(f'{p:>10}' for p in LEVELS)]
-        lines += [f'{t:<12}' + ''.join(f'{n[p]:>10}' for p in LEVELS) for t, n in m['confusion'].items()]
-    if 'speed' in m:
-        s = m['speed']
-        lines += ['', f"speed: median {s['median_ms']} ms a message, {s['messages_per_s']} messages/s (one process)"]
-    if 'language_id' in m: lines.append(f"language identification: {_pct(m['language_id'])} correct")
+            lines.append(row(f'{lang} ({label})', cells))
+    lines += [''] + [row(label, [_pct(x.get(key)) for x in cols.values()]) for key, label in _SUMMARY]
+    for col, x in cols.items():
+        if 'confusion' in x:
+            lines += ['', f'level confusion, {col} (rows: labelled level, columns: detector level)',
+                      f"{'':<12}" + ''.join(f'{p:>10}' for p in LEVELS)]
+            lines += [f'{t:<12}' + ''.join(f'{n[p]:>10}' for p in LEVELS) for t, n in x['confusion'].items()]
+    lines.append('')
+    for col, x in cols.items():
+        if 'speed' in x:
+            s = x['speed']
+            lines.append(f"speed, {col}: median {s['median_ms']} ms a message, {s['messages_per_s']} messages/s "
+                         f"(one process)")
+        if 'language_id' in x: lines.append(f"language identification, {col}: {_pct(x['language_id'])} correct")
     return '\n'.join(lines)
+
 
 # %% ../nbs/05a_safety.ipynb #237051f7
 def plot_safety(m:dict, path:Path, model:dict|None=None)->Path:
@@ -644,9 +663,16 @@ def model_safety_eval(run:Path,                 # a training OUTPUT_DIR, its fin
     return out
 
 # %% ../nbs/05a_safety.ipynb #494126ed
+_COLUMNS = {'tuning': 'tuning (dev+holdout)', 'test': 'test (blind)'}
+
+def _default_splits(data:Path|None)->list[str]:
+    "The splits `data` has, of 'tuning' and 'test' (the default evaluation reports them side by side)."
+    got = {r['split'] for p, s in _devset_files(Path(data or DEVSET)) for r in _read_devset_file(p, s)}
+    return [s for s, have in (('tuning', {'dev', 'holdout'}), ('test', {'test'})) if got & have] or ['all']
+
 def safety_eval(run:Path|None=None,        # a training run or export: also measure the model, alone and guarded
                 data:Path|None=None,       # JSONL file or folder (default: the shipped development set)
-                split:str='dev',
+                split:str|None=None,       # one split; default: 'tuning' and 'test' side by side (those present)
                 out:Path|None=None,        # default: RUN/safety_eval, or runs/safety_eval without a run
                 max_messages:int|None=None,  # cap on the messages sent through the model (RUN mode)
                 max_new_tokens:int=96,
@@ -654,21 +680,29 @@ def safety_eval(run:Path|None=None,        # a training run or export: also meas
                 progress:bool=True
                )->dict:
     "Measure the detector (and a model) on `data`; writes report.json/.md, predictions.jsonl (+ model_...), a PNG."
-    rows = load_devset(data, split)
+    if data is not None and not Path(data).exists():
+        raise FileNotFoundError(f"{data}: no such file or folder (give a JSONL file or a folder)")
+    splits = [split] if split else _default_splits(data)
+    rows = {s: load_devset(data, s) for s in splits}
     if run is not None and not Path(run).exists(): raise FileNotFoundError(f"{run}: no such training run or export")
     out = Path(out or (Path(run)/'safety_eval' if run is not None else Path('runs/safety_eval')))
-    scored = score_messages(rows)
-    m, model = safety_metrics(scored), None
+    scored = {s: score_messages(r) for s, r in rows.items()}
+    per = {s: safety_metrics(x) for s, x in scored.items()}
+    m, model = per[splits[0]], None
     if run is not None:
-        chats = model_safety_eval(run, _spread(rows, max_messages), max_new_tokens, country, progress)
+        chats = model_safety_eval(run, _spread(rows[splits[-1]], max_messages), max_new_tokens, country, progress)
         model = {'model alone': safety_metrics(chats, 'model'), 'model + guardrail': safety_metrics(chats, 'guarded')}
         lines = ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in chats)
         atomic_write_text(out/'model_predictions.jsonl', lines)
-    table = safety_table(m, model)
-    meta = {'data': str(data or DEVSET), 'split': split, 'run': None if run is None else str(run),
+    name = lambda s: 'detector' if len(splits) == 1 else _COLUMNS.get(s, s)
+    table = safety_table(m, {**{name(s): per[s] for s in splits[1:]}, **(model or {})}, name(splits[0]))
+    meta = {'data': str(data or DEVSET), 'split': split, 'splits': splits, 'run': None if run is None else str(run),
             'max_messages': max_messages}
-    atomic_write_text(out/'report.json', json.dumps({'meta': meta, 'detector': m, 'model': model}, indent=2) + '\n')
-    atomic_write_text(out/'predictions.jsonl', ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in scored))
+    report = {'meta': meta, 'detector': m, 'splits': per, 'model': model}
+    atomic_write_text(out/'report.json', json.dumps(report, indent=2) + '\n')
+    lines = ''.join(json.dumps(r, ensure_ascii=False) + '\n' for x in scored.values() for r in x)
+    atomic_write_text(out/'predictions.jsonl', lines)
     atomic_write_text(out/'report.md', f"# Safety evaluation\n\n{json.dumps(meta)}\n\n```\n{table}\n```\n")
     png = plot_safety(m, out/'safety_eval.png', model)
-    return {'metrics': m, 'model': model, 'table': table, 'dir': out, 'png': png}
+    return {'metrics': m, 'splits': per, 'model': model, 'table': table, 'dir': out, 'png': png}
+
