@@ -192,8 +192,10 @@ def build_parser()->argparse.ArgumentParser:
     s = sub.add_parser('safety-eval', help='measure the crisis-risk detector (and a model) on the safety dev set')
     s.add_argument('run', type=Path, nargs='?', default=None,
                    help='a training OUTPUT_DIR or export: also chat each message (model alone vs + guardrail)')
-    s.add_argument('--data', type=Path, default=None, help='JSONL file or folder (default: the shipped dev set)')
-    s.add_argument('--split', choices=['dev', 'holdout', 'all'], default='dev', help='lines of the set (default dev)')
+    s.add_argument('--data', type=Path, default=None,
+                   help='JSONL file or folder; a folder named test/ is the blind split (default: the shipped set)')
+    s.add_argument('--split', choices=['dev', 'holdout', 'tuning', 'test', 'all'], default=None,
+                   help='lines of the set (default: tuning = dev+holdout, and the blind test split beside it if present)')
     s.add_argument('--out', type=Path, default=None, help='output folder (default RUN/safety_eval or runs/safety_eval)')
     s.add_argument('--max-messages', type=int, default=0, help='RUN: at most N messages through the model (0: all)')
     s.add_argument('--max-new-tokens', type=int, default=96)

@@ -15,10 +15,11 @@ import yaml
 from .data import atomic_write_text
 
 # %% auto #0
-__all__ = ['RESOURCES', 'LEXICON_DIR', 'LEVELS', 'RISK_CATEGORIES', 'ESCALATORS', 'DISCOUNTS', 'LEXICONS', 'DEVSET', 'RISK_CATS',
-           'HARD_NEGATIVES', 'EVERYDAY', 'SPLITS', 'normalize', 'Lexicon', 'load_lexicon', 'load_lexicons',
-           'detect_language', 'Cue', 'Assessment', 'find_cues', 'assess', 'risk_level', 'load_devset', 'score_messages',
-           'safety_metrics', 'safety_table', 'plot_safety', 'model_safety_eval', 'safety_eval']
+__all__ = ['RESOURCES', 'LEXICON_DIR', 'LEVELS', 'RISK_CATEGORIES', 'ESCALATORS', 'DISCOUNTS', 'FRAMES_FILE', 'LEXICONS',
+           'DEVSET', 'RISK_CATS', 'HARD_NEGATIVES', 'EVERYDAY', 'SPLITS', 'normalize', 'Frame', 'Lexicon',
+           'load_lexicon', 'load_lexicons', 'detect_language', 'Cue', 'Assessment', 'find_cues', 'assess', 'risk_level',
+           'load_devset', 'score_messages', 'safety_metrics', 'safety_table', 'plot_safety', 'model_safety_eval',
+           'safety_eval']
 
 # %% ../nbs/05a_safety.ipynb #d6a16282
 RESOURCES = Path(__file__).parent/'resources' if '__file__' in globals() else Path('../mirastral/resources')
@@ -27,7 +28,8 @@ LEVELS = ('none', 'elevated', 'high', 'imminent')
 RISK_CATEGORIES = {'passive': 'elevated', 'direct': 'high', 'slang': 'high', 'self_harm': 'high', 'goodbye': 'high',
                    'plan_means': 'imminent', 'in_progress': 'imminent'}  # cue category -> the level it raises alone
 ESCALATORS = ('plan', 'means', 'time', 'place')
-DISCOUNTS = ('negation', 'negation_after', 'past', 'relapse', 'third_party', 'clinical', 'idiom')
+DISCOUNTS = ('negation', 'negation_after', 'question', 'affirm', 'past', 'relapse', 'third_party', 'clinical', 'idiom',
+             'hyperbole')
 
 _APOS = dict.fromkeys(map(ord, "'’‘`´ʼ′＇"), None)
 _ARABIC = str.maketrans({'أ': 'ا', 'إ': 'ا', 'آ': 'ا', 'ٱ': 'ا', 'ى': 'ي', 'ة': 'ه', 'ـ': None, 'ؤ': 'و', 'ئ': 'ي'})
@@ -48,9 +50,13 @@ def _strip_marks(t:str)->str:
         out.append(ch)
     return unicodedata.normalize('NFC', ''.join(out)).translate(_ARABIC).translate(_DEVA).translate(_HANT)
 
+_LEET = re.compile(r'(?<=[a-z])[4310@$]+(?=[a-z])')
+_LEET_MAP = str.maketrans('4310@$', 'aeioas')
+
 def normalize(text:str)->str:
     "`text` folded as the lexicons are written: lower case, no apostrophes or accents, 3+ repeated letters cut to one."
-    return _REPEAT.sub(r'\1', _strip_marks(unicodedata.normalize('NFKC', text or '').casefold().translate(_APOS)))
+    t = _REPEAT.sub(r'\1', _strip_marks(unicodedata.normalize('NFKC', text or '').casefold().translate(_APOS)))
+    return _LEET.sub(lambda m: m[0].translate(_LEET_MAP), t)  # digits inside a Latin word: 'k1ll', 'm4tar', 'd1e'
 
 # %% ../nbs/05a_safety.ipynb #8ea4e151
 _MACRO = re.compile(r'\{([A-Z][A-Z0-9_]*)\}')
@@ -59,8 +65,20 @@ _SCRIPTS = {'Latin': r'a-z', 'Han': r'\u4e00-\u9fff', 'Devanagari': r'\u0900-\u0
             'Hebrew': r'\u0590-\u05ff', 'Cyrillic': r'\u0400-\u04ff'}
 
 @dataclass
+class Frame:
+    "Word classes that make a cue together: near each other in one sentence, and (`&`) anywhere in the message."
+    category: str      # the RISK_CATEGORIES key of the cue it makes
+    text: str          # as written: 'WANT > DIE' (this order), 'MEANS + HAVE' (any order), '... & FINAL'
+    parts: list        # compiled classes that must be close together
+    ordered: bool
+    anchor: int        # the part tried first: the first one written (`+`), the last one (`>`)
+    anywhere: list     # compiled classes that must also occur somewhere in the message
+    gap: int           # at most this many words between two parts (characters, in scripts without spaces)
+    anchor_name: str = ''
+
+@dataclass
 class Lexicon:
-    "One language's compiled lexicon: a regex per cue category, escalator and discount group."
+    "One language's compiled lexicon: a regex per cue category, its frames, escalators and discount groups."
     lang: str            # ISO 639-1 code
     name: str
     scripts: list        # writing systems it matches ('Latin' included for romanised Hindi or Arabizi)
@@ -72,6 +90,13 @@ class Lexicon:
     first_person: re.Pattern|None
     markers: re.Pattern|None
     any_cue: re.Pattern  # all cues at once: the fast test that skips a lexicon on ordinary messages
+    frames: list = field(default_factory=list)   # Frames, read in the message's language (and `mix_with`)
+    neg: re.Pattern|None = None                  # the NEG class: a negator in the words before a cue discounts it
+    they: re.Pattern|None = None                 # the THEY class: someone else as the subject right before a cue
+    spaced: bool = True                          # words separated by spaces (gaps and windows count words)
+    neg_after: int = 0                           # also a negator this many words after a cue (verb-final languages)
+    mix_with: list = field(default_factory=list) # languages often mixed into this one: their frames are read too
+    any_anchor: re.Pattern|None = None           # all frame anchors at once: the fast test before reading frames
 
 def _expand(p:str, macros:dict, where:str)->str:
     missing = [m for m in _MACRO.findall(p) if m not in macros]
@@ -88,7 +113,10 @@ def _alt(patterns, macros:dict, bounded:bool, where:str)->re.Pattern|None:
     try: return re.compile(body)
     except re.error as e: raise ValueError(f"{where}: invalid pattern: {e}") from None
 
+
 # %% ../nbs/05a_safety.ipynb #fa8bd470
+FRAMES_FILE = LEXICON_DIR/'_frames.yaml'  # frames every language shares, written with the classes each one defines
+
 def _groups(d:dict, key:str, allowed, path)->dict:
     groups = d.get(key) or {}
     if not isinstance(groups, dict): raise ValueError(f"{path}: `{key}` must map group names to lists of patterns")
@@ -96,7 +124,48 @@ def _groups(d:dict, key:str, allowed, path)->dict:
     if bad: raise ValueError(f"{path}: unknown `{key}` groups {sorted(bad)}; use {list(allowed)}")
     return groups
 
-def load_lexicon(path:Path # a lexicon YAML file
+def _frame(spec, category:str, classes, gap:int, where:str)->Frame|list:
+    "Compile one frame spec ('A + B', 'A > B > C', '... & D', or {frame, gap}); the missing class names if any."
+    text, gap = (spec.get('frame'), spec.get('gap', gap)) if isinstance(spec, dict) else (spec, gap)
+    if not isinstance(text, str) or not isinstance(gap, int):
+        raise ValueError(f"{where}: a frame is 'A + B' or {{frame: 'A > B', gap: N}}, got {spec!r}")
+    near, *also = [s.strip() for s in text.split('&')]
+    if '+' in near and '>' in near: raise ValueError(f"{where}: {text!r}: join with `+` (any order) or `>`, not both")
+    names = [n.strip() for n in re.split('[+>]', near)] + also
+    if not all(re.fullmatch('[A-Z][A-Z0-9_]*', n) for n in names):
+        raise ValueError(f"{where}: {text!r}: a frame names classes (macros), like 'WANT > DIE & TIME'")
+    missing = [n for n in names if n not in classes]
+    if missing: return missing
+    ordered = '>' in near
+    parts = [classes[n] for n in names[:len(names) - len(also)]]
+    anchor = len(parts) - 1 if ordered else 0
+    return Frame(category, text, parts, ordered, anchor, [classes[n] for n in also], gap, names[anchor])
+
+def _frames(d:dict, shared:dict, classes, gap:int, path)->list[Frame]:
+    "The language's own frames (every class must exist) and the shared ones it has all the classes of."
+    out = []
+    for source, groups in ((path, d.get('frames') or {}), (FRAMES_FILE, shared)):
+        for cat, specs in _groups({'frames': groups}, 'frames', RISK_CATEGORIES, source).items():
+            for i, spec in enumerate(specs or []):
+                f = _frame(spec, cat, classes, gap, f'{source}: frames.{cat}[{i}]')
+                if isinstance(f, Frame): out.append(f)
+                elif source == path: raise ValueError(f"{path}: frames.{cat}[{i}]: unknown class {f[0]}: define it "
+                                                      f"under `macros`")
+    return out
+
+class _Classes(dict):
+    "Macros compiled on demand as word classes (bounded like the lexicon), each once."
+    def __init__(self, macros:dict, bounded:bool):
+        super().__init__()
+        self.macros, self.bounded = macros, bounded
+    def __contains__(self, k): return k in self.macros
+    def __missing__(self, k):
+        body = f'(?:{self.macros[k]})'
+        self[k] = re.compile(f'(?<![{_WORD}]){body}(?![{_WORD}])' if self.bounded else body)
+        return self[k]
+
+def load_lexicon(path:Path,            # a lexicon YAML file
+                 shared:dict|None=None # shared frames (category -> specs), usually `FRAMES_FILE`'s
                 )->Lexicon:
     "Validate and compile one lexicon file."
     path = Path(path)
@@ -114,20 +183,33 @@ def load_lexicon(path:Path # a lexicon YAML file
     topics = {c: comp([p[1:] for p in ps or [] if p.startswith('~')], f'cues.{c}') for c, ps in cue_groups.items()}
     keep = lambda rxs: {k: v for k, v in rxs.items() if v}
     script = re.compile('[' + ''.join(_SCRIPTS[s] for s in scripts) + ']')
+    classes = _Classes(macros, bounded)
+    spaced = d.get('spaced', bounded)  # words separated by spaces: gaps count words, else characters
+    frames = _frames(d, shared or {}, classes, d.get('gap', 3 if spaced else 4), path)
+    anchors = list(dict.fromkeys(f.anchor_name for f in frames))
     return Lexicon(d['lang'], d.get('name', d['lang']), scripts, script,
                    keep(cues), keep(topics),
                    keep({g: comp(ps, f'escalate.{g}') for g, ps in _groups(d, 'escalate', ESCALATORS, path).items()}),
                    keep({g: comp(ps, f'discount.{g}') for g, ps in _groups(d, 'discount', DISCOUNTS, path).items()}),
                    comp(d.get('first_person'), 'first_person'), comp(d.get('markers'), 'markers', True),
-                   comp([p.lstrip('~') for ps in cue_groups.values() for p in ps or []], 'cues'))
+                   comp([p.lstrip('~') for ps in cue_groups.values() for p in ps or []], 'cues'), frames,
+                   classes['NEG'] if 'NEG' in classes else None, classes['THEY'] if 'THEY' in classes else None,
+                   spaced, int(d.get('neg_after', 0)), list(d.get('mix_with') or []),
+                   comp([f'{{{a}}}' for a in anchors], 'frames') if anchors else None)
+
 
 # %% ../nbs/05a_safety.ipynb #066cbaf5
-def load_lexicons(folder:Path=LEXICON_DIR # every `*.yaml` in it is one language
+def load_lexicons(folder:Path=LEXICON_DIR # every `<lang>.yaml` in it is one language; `_frames.yaml` the shared frames
                  )->dict:
     "Language code -> compiled `Lexicon`, for every lexicon file of `folder`."
-    return {lx.lang: lx for lx in map(load_lexicon, sorted(Path(folder).glob('*.yaml')))}
+    folder = Path(folder)
+    shared = folder/'_frames.yaml'
+    try: frames = (yaml.safe_load(shared.read_text(encoding='utf-8')) or {}).get('frames') if shared.exists() else {}
+    except yaml.YAMLError as e: raise ValueError(f"{shared}: not valid YAML: {' '.join(str(e).split())}") from None
+    return {lx.lang: lx for lx in (load_lexicon(p, frames) for p in sorted(folder.glob('[!_]*.yaml')))}
 
 LEXICONS = load_lexicons()  # compiled once, at import
+
 
 # %% ../nbs/05a_safety.ipynb #b9c1e66f
 _SCRIPT_LANG = [(lang, re.compile(f'[{_SCRIPTS[s]}]')) for lang, s in
@@ -167,6 +249,8 @@ class Cue:
     start: int
     end: int
     topic: bool = False  # a topic word (`~`): counts unless the context is someone else or a subject of study
+    frame: str = ''      # the frame that made it ('WANT > DIE'), '' for a lexicon pattern
+    inner: tuple = ()    # (start, end) of the text between a frame's parts
 
 @dataclass
 class Assessment:
@@ -177,22 +261,56 @@ class Assessment:
     discounted: list = field(default_factory=list)    # (Cue, reason) for cues that did not count
     escalators: list = field(default_factory=list)    # (group, language, span): plan, means, time or place words seen
 
-def find_cues(norm:str, lexicons:dict|None=None # default: LEXICONS
+_SENT = re.compile(r'[.!?\n。！？।॥]+')
+
+def _near(norm:str, a:tuple, b:tuple, gap:int, spaced:bool)->bool:
+    "Whether spans `a` before `b` are at most `gap` words (characters) apart, with no sentence end between."
+    between = norm[a[1]:b[0]]
+    if b[0] < a[1] or _SENT.search(between): return False
+    return len(between.split()) <= gap if spaced else len(between.strip()) <= gap
+
+def _match_frame(f:Frame, norm:str, spaced:bool)->tuple|None:
+    "(start, end, inner gaps) of the first place where frame `f` holds in `norm`, or None."
+    if f.parts[f.anchor].search(norm) is None or any(rx.search(norm) is None for rx in f.anywhere): return None
+    hits = [[m.span() for m in rx.finditer(norm)] for rx in f.parts]
+    if not all(hits): return None
+    for a in hits[f.anchor]:
+        chosen = {f.anchor: a}
+        order = range(f.anchor - 1, -1, -1) if f.ordered else [i for i in range(len(hits)) if i != f.anchor]
+        for i in order:
+            if f.ordered: ok = [h for h in hits[i] if _near(norm, h, chosen[i + 1], f.gap, spaced)]
+            else: ok = [h for h in hits[i] if not any(h[0] < c[1] and c[0] < h[1] for c in chosen.values())
+                        and not _SENT.search(norm[min(h[1], a[1]):max(h[0], a[0])])]
+            if not ok: break
+            chosen[i] = min(ok, key=lambda h: abs(h[0] - a[0]))
+        else:
+            spans = sorted(chosen.values())
+            if all(_near(norm, x, y, f.gap, spaced) for x, y in zip(spans, spans[1:])):
+                return spans[0][0], spans[-1][1], tuple((x[1], y[0]) for x, y in zip(spans, spans[1:]))
+    return None
+
+def find_cues(norm:str, lexicons:dict|None=None, # default: LEXICONS
+              langs=None # languages whose frames and topic words are read (default: all)
              )->list[Cue]:
-    "Every cue of every lexicon whose script occurs in the normalised message `norm`."
+    "Every cue of every lexicon whose script occurs in the normalised message `norm`, frames of `langs`."
     out = []
     for lx in (lexicons or LEXICONS).values():
-        if not lx.script.search(norm) or not lx.any_cue.search(norm): continue
-        for topic, table in ((False, lx.cues), (True, lx.topics)):
+        own = langs is None or lx.lang in langs
+        if not lx.script.search(norm) or not (lx.any_cue.search(norm) or own and lx.any_anchor
+                                              and lx.any_anchor.search(norm)): continue
+        for topic, table in ((False, lx.cues), (True, lx.topics if own else {})):
             for cat, rx in table.items():
                 out += [Cue(cat, lx.lang, m[0], m.start(), m.end(), topic) for m in rx.finditer(norm)]
+        for f in lx.frames if own and lx.any_anchor is not None and lx.any_anchor.search(norm) else ():
+            if (hit := _match_frame(f, norm, lx.spaced)):
+                out.append(Cue(f.category, lx.lang, norm[hit[0]:hit[1]], hit[0], hit[1], False, f.text, hit[2]))
     return out
+
 
 # %% ../nbs/05a_safety.ipynb #08b55a96
 _CONJ = ('but though although yet because aber weil pero porque mais mas ma perche maar omdat tapi namun karena '
          'но однако لكن بس אבל lekin magar par लेकिन मगर पर 因为 但是 可是 但').split() + ['parce que', 'потому что']
 _BREAK = re.compile(r'[.!?;:\n。！？；،，,।॥]+|\s[-–—]+\s|(?<!\w)(?:' + '|'.join(_CONJ) + r')(?!\w)')
-_SENT = re.compile(r'[.!?\n。！？।॥]+')
 
 def _scope(rx:re.Pattern, text:str, pos:int)->tuple[int, int]:
     "Start and end of the piece of `text` around `pos`, delimited by `rx`."
@@ -204,31 +322,93 @@ def _scope(rx:re.Pattern, text:str, pos:int)->tuple[int, int]:
             break
     return s, e
 
+def _window_start(text:str, start:int, clause_start:int, words:int=5)->int:
+    "Where the last `words` words of the clause before a cue begin (the last 8 characters, without spaces)."
+    w = text[clause_start:start]
+    if ' ' not in w.strip(): return max(clause_start, start - 8) if w.strip() else start
+    return clause_start + [m.start() for m in re.finditer(r'\S+', w)][-min(words, len(w.split()))]
+
 def _window(text:str, start:int, clause_start:int, words:int=5)->str:
     "The last `words` words of the clause before a cue (the last 8 characters in scripts without spaces)."
-    w = text[clause_start:start]
-    if ' ' in w.strip() or not w: return ' '.join(w.split()[-words:]) + ' '
-    return w[-8:]
+    return text[_window_start(text, start, clause_start, words):start] + ('' if text[start - 1:start] == ' ' else ' ')
+
+def _after(text:str, end:int, clause_end:int, words:int)->str:
+    "The first `words` words of the clause after a cue (twice as many characters in scripts without spaces)."
+    w = text[end:clause_end]
+    return ' '.join(w.split()[:words]) if ' ' in w.strip() else w[:words * 2]
 
 def _has(lxs:list, group:str, text:str)->bool:
     return any((rx := lx.discount.get(group)) is not None and rx.search(text) is not None for lx in lxs)
 
-def _discount_reason(c:Cue, norm:str, lxs:list)->str|None:
-    "Why cue `c` does not count in `norm` (read with lexicons `lxs`), or None when it counts."
+def _negated(c:Cue, norm:str, lxs:list, cs:int, ce:int)->bool:
+    "A negator just before the cue in its clause, between a frame's parts, or just after it (verb-final languages)."
+    win = _window(norm, c.start, cs)
+    if _has(lxs, 'negation', win) or _has(lxs, 'negation_after', norm[c.end:c.end + 40]): return True
+    if _has(lxs, 'question', norm[cs:c.start]) and not _has(lxs, 'affirm', norm[c.end:]): return True
+    for lx in lxs:
+        if lx.neg is None: continue
+        ws = _window_start(norm, c.start, cs)
+        if any(m.start() < c.start for m in lx.neg.finditer(norm, ws, c.end)): return True  # the cue's words visible
+        if 'NEG' not in c.frame and any(lx.neg.search(norm[s:e]) for s, e in c.inner): return True
+        if lx.neg_after and 'NEG' not in c.frame and c.category in ('direct', 'slang', 'self_harm') \
+           and lx.neg.search(_after(norm, c.end, ce, lx.neg_after)): return True
+    return False
+
+def _someone_else(norm:str, c:Cue, cs:int, lxs:list)->bool:
+    "Someone else is the subject just before the cue (a THEY word in its last two words), the writer in neither."
+    for lx in lxs:
+        if lx.they is None or lx.first_person and lx.first_person.search(c.span): continue
+        w = _window(norm, c.start, cs, 2 if lx.spaced else 4)
+        if lx.they.search(w) and not (lx.first_person and lx.first_person.search(w)): return True
+    return False
+
+def _discount_reason(c:Cue, norm:str, lxs:list, titles:list=())->str|None:
+    "Why cue `c` does not count in `norm` (read with lexicons `lxs`; `titles`: normalised titles), or None."
     overlaps = lambda m: m.start() < c.end and c.start < m.end()
     if any((rx := lx.discount.get('idiom')) and any(map(overlaps, rx.finditer(norm))) for lx in lxs): return 'idiom'
+    if any(c.span in t for t in titles): return 'idiom'
     cs, ce = _scope(_BREAK, norm, c.start)
     ss, se = _scope(_SENT, norm, c.start)
-    clause, win = norm[cs:ce], _window(norm, c.start, cs)
-    if _has(lxs, 'negation', win) or _has(lxs, 'negation_after', norm[c.end:c.end + 40]): return 'negation'
+    if _negated(c, norm, lxs, cs, ce): return 'negation'
     if _has(lxs, 'past', norm[ss:se]) and not _has(lxs, 'relapse', norm): return 'past'
+    if c.category == 'passive' and _has(lxs, 'hyperbole', norm[ss:se]): return 'idiom'
+    clause, win = norm[cs:ce], _window(norm, c.start, cs)
     if c.topic:  # a topic word: its clause, or the whole message when the clause does not speak in the first person
         first = any(lx.first_person is not None and lx.first_person.search(clause) for lx in lxs)
         win = clause = clause if first else norm
-    if _has(lxs, 'third_party', win): return 'third_party'
+    if _has(lxs, 'third_party', win) or _someone_else(norm, c, cs, lxs): return 'third_party'
     return 'clinical' if _has(lxs, 'clinical', clause) else None
 
+
 # %% ../nbs/05a_safety.ipynb #c2667c58
+_QUOTED = re.compile(r'["“”«»《》「」『』„]([^"“”«»《》「」『』„\n]{2,60})["“”«»《》「」『』]')
+_TOKEN = re.compile(r"[^\W\d_][\w'’-]*|[.!?;:]+")
+_PRONOUNS = {'I', "I'm", 'I’m', "I've", "I'd", "I'll"}
+
+def _titles(text:str)->list[str]:
+    "Normalised names that look like titles: a run of 2+ capitalised words inside a sentence, or a short quote."
+    toks = _TOKEN.findall(text)
+    words = [t for t in toks if t[0].isalpha()]
+    out = [normalize(m[1]) for m in _QUOTED.finditer(text) if len(m[1].split()) <= 5]
+    if not words or sum(w[0].isupper() for w in words) * 2 > len(words): return out  # Title Case typing: no signal
+    run, sentence_start = [], True
+    for t in toks + ['.']:
+        cap = t[0].isupper() and t not in _PRONOUNS
+        if cap and not sentence_start: run.append(t)
+        else:
+            if len(run) >= 2: out.append(normalize(' '.join(run)))
+            run = []
+        sentence_start = not t[0].isalpha()
+    return out
+
+def _frame_languages(lang:str, norm:str)->set:
+    "The message's language, those mixed into it often, and any other with 2+ of its frequent words in the message."
+    out = {lang, *(LEXICONS[lang].mix_with if lang in LEXICONS else [])}
+    for lx in LEXICONS.values():
+        if lx.lang not in out and lx.markers and lx.script.search(norm) and len(set(lx.markers.findall(norm))) >= 2:
+            out.add(lx.lang)
+    return out
+
 def assess(text:str # one client message
           )->Assessment:
     "Risk level of `text` with the cues that count, its language, the discounted cues and the escalators seen."
@@ -236,9 +416,11 @@ def assess(text:str # one client message
     lang = detect_language(text, norm)
     own = [LEXICONS[lang]] if lang in LEXICONS else []
     kept, discounted = [], []
-    for c in find_cues(norm):
+    cues = find_cues(norm, langs=_frame_languages(lang, norm))
+    titles = _titles(text) if cues else []
+    for c in cues:
         lxs = [LEXICONS[c.language]] + [lx for lx in own if lx.lang != c.language]
-        reason = _discount_reason(c, norm, lxs)
+        reason = _discount_reason(c, norm, lxs, titles)
         if reason: discounted.append((c, reason))
         else: kept.append(c)
     if not kept: return Assessment('none', [], lang, discounted)
@@ -249,6 +431,7 @@ def assess(text:str # one client message
     if esc and (cats - {'self_harm'} or any(g in ('plan', 'time') for g, *_ in esc)): level = 'imminent'
     if 'goodbye' in cats and len(cats) > 1: level = 'imminent'
     return Assessment(level, kept, lang, discounted, esc)
+
 
 # %% ../nbs/05a_safety.ipynb #e9ec99bd
 def risk_level(text:str)->str|None:
@@ -261,9 +444,10 @@ DEVSET = RESOURCES/'safety_devset'
 RISK_CATS = tuple(RISK_CATEGORIES)
 HARD_NEGATIVES = ('negation', 'past_recovery', 'clinical_news', 'third_party', 'idiom_title', 'benign_time_means')
 EVERYDAY = ('everyday', 'distress')
-SPLITS = ('dev', 'holdout', 'all')
+SPLITS = ('dev', 'holdout', 'tuning', 'test', 'all')  # tuning: dev + holdout; test: the blind split in test/
 
-def _read_devset_file(p:Path)->list[dict]:
+def _read_devset_file(p:Path, split:str|None=None # force this split (files of a `test/` folder)
+                     )->list[dict]:
     rows = []
     for i, line in enumerate(p.read_text(encoding='utf-8').splitlines(), 1):
         if not line.strip(): continue
@@ -273,22 +457,32 @@ def _read_devset_file(p:Path)->list[dict]:
         if missing: raise ValueError(f"{p}:{i}: missing {', '.join(missing)}; a line needs text, label, category")
         if r['label'] not in ('risk', 'benign'):
             raise ValueError(f"{p}:{i}: label {r['label']!r}: use 'risk' or 'benign'")
-        rows.append({'id': r.get('id', f'{p.stem}-{i}'), 'lang': r.get('lang', p.stem), 'split': r.get('split', 'dev'),
-                     'level': r.get('level'), **{k: r[k] for k in ('text', 'label', 'category')}})
+        rows.append({'id': r.get('id', f'{p.stem}-{i}'), 'lang': r.get('lang', p.stem),
+                     'split': split or r.get('split', 'dev'), 'level': r.get('level'),
+                     **{k: r[k] for k in ('text', 'label', 'category')}})
     return rows
 
+def _devset_files(data:Path)->list[tuple[Path, str|None]]:
+    "(file, forced split): a file, a folder's `*.jsonl`, and its `test/*.jsonl` (the blind split) when it has one."
+    if not data.is_dir(): return [(data, None)]
+    test = data.name == 'test'
+    files = [(p, 'test' if test else None) for p in sorted(data.glob('*.jsonl'))]
+    return files + [(p, 'test') for p in sorted((data/'test').glob('*.jsonl'))]
+
 def load_devset(data:Path|None=None, # a JSONL file or a folder of `<lang>.jsonl` (default: the shipped development set)
-                split:str='dev'      # 'dev', 'holdout' or 'all'
+                split:str='dev'      # 'dev', 'holdout', 'tuning' (both), 'test' (the blind split) or 'all'
                )->list[dict]:
     "Labelled messages of `data` in `split`: id, lang, text, label, level, category, split."
     data = Path(data or DEVSET)
     if split not in SPLITS: raise ValueError(f"split {split!r}: use one of {', '.join(SPLITS)}")
     if not data.exists(): raise FileNotFoundError(f"{data}: no such file or folder (give a JSONL file or a folder)")
-    files = sorted(data.glob('*.jsonl')) if data.is_dir() else [data]
+    files = _devset_files(data)
     if not files: raise FileNotFoundError(f"{data}: no *.jsonl files in this folder")
-    rows = [r for p in files for r in _read_devset_file(p) if split == 'all' or r['split'] == split]
+    keep = {'all': None, 'tuning': ('dev', 'holdout')}.get(split, (split,))
+    rows = [r for p, s in files for r in _read_devset_file(p, s) if keep is None or r['split'] in keep]
     if not rows: raise ValueError(f"{data}: no messages in split {split!r}")
     return rows
+
 
 # %% ../nbs/05a_safety.ipynb #81c998b4
 def score_messages(rows:list[dict], # from `load_devset`
@@ -352,30 +546,38 @@ _SUMMARY = (('recall', 'recall, all'), ('recall_en', 'recall, English'), ('recal
             ('false_alarm_everyday', 'false alarms, everyday+distress'))
 
 def safety_table(m:dict,                 # from `safety_metrics`
-                 model:dict|None=None    # {'model alone': metrics, 'model + guardrail': metrics}, from a RUN
+                 model:dict|None=None,   # more columns: {'model alone': metrics, ...} from a RUN, or other splits
+                 name:str='detector'     # the heading of `m`'s column
                 )->str:
-    "Per category, per language, level confusion and speed as text (a model and its guardrail beside the detector)."
-    cols = {'detector': m, **(model or {})}
-    w = max(len(k) for k in cols) + 12
-    row = lambda name, cells: f'{name:<33}' + ''.join(f'{x:>{w}}' for x in cells)
+    "Per category, per language, level confusion and speed as text, with other columns (a model, a split) beside."
+    cols = {name: m, **(model or {})}
+    w = max(len(k) for k in cols) + 4
+    row = lambda label, cells: f'{label:<33}' + ''.join(f'{x:>{w}}' for x in cells)
+    union = lambda key: list(dict.fromkeys(k for x in cols.values() for k in x[key]))
+    cats = sorted(union('by_category'), key=lambda c: (c not in RISK_CATS, c))
+    kind = lambda c: 'recall' if c in RISK_CATS else 'false alarm'
     lines = [row('category (measure)', cols)]
-    for c, v in m['by_category'].items():
-        lines.append(row(f"{c} ({v['kind']})", [_pct(x['by_category'].get(c)) for x in cols.values()]))
+    lines += [row(f'{c} ({kind(c)})', [_pct(x['by_category'].get(c)) for x in cols.values()]) for c in cats]
     lines += ['', row('language (measure)', cols)]
-    for lang in m['by_language']:
-        for key, name in (('recall', 'recall'), ('false_alarm', 'false alarm')):
+    for lang in sorted(union('by_language')):
+        for key, label in (('recall', 'recall'), ('false_alarm', 'false alarm')):
             cells = [_pct(x['by_language'].get(lang, {}).get(key)) for x in cols.values()]
-            lines.append(row(f'{lang} ({name})', cells))
-    lines += [''] + [row(name, [_pct(x.get(key)) for x in cols.values()]) for key, name in _SUMMARY]
-    if 'confusion' in m:
-        lines += ['', 'level confusion (rows: labelled level, columns: detector level)',
-                  f"{'':<12}" + ''.join(f'{p:>10}' for p in LEVELS)]
-        lines += [f'{t:<12}' + ''.join(f'{n[p]:>10}' for p in LEVELS) for t, n in m['confusion'].items()]
-    if 'speed' in m:
-        s = m['speed']
-        lines += ['', f"speed: median {s['median_ms']} ms a message, {s['messages_per_s']} messages/s (one process)"]
-    if 'language_id' in m: lines.append(f"language identification: {_pct(m['language_id'])} correct")
+            lines.append(row(f'{lang} ({label})', cells))
+    lines += [''] + [row(label, [_pct(x.get(key)) for x in cols.values()]) for key, label in _SUMMARY]
+    for col, x in cols.items():
+        if 'confusion' in x:
+            lines += ['', f'level confusion, {col} (rows: labelled level, columns: detector level)',
+                      f"{'':<12}" + ''.join(f'{p:>10}' for p in LEVELS)]
+            lines += [f'{t:<12}' + ''.join(f'{n[p]:>10}' for p in LEVELS) for t, n in x['confusion'].items()]
+    lines.append('')
+    for col, x in cols.items():
+        if 'speed' in x:
+            s = x['speed']
+            lines.append(f"speed, {col}: median {s['median_ms']} ms a message, {s['messages_per_s']} messages/s "
+                         f"(one process)")
+        if 'language_id' in x: lines.append(f"language identification, {col}: {_pct(x['language_id'])} correct")
     return '\n'.join(lines)
+
 
 # %% ../nbs/05a_safety.ipynb #237051f7
 def plot_safety(m:dict, path:Path, model:dict|None=None)->Path:
@@ -461,9 +663,16 @@ def model_safety_eval(run:Path,                 # a training OUTPUT_DIR, its fin
     return out
 
 # %% ../nbs/05a_safety.ipynb #494126ed
+_COLUMNS = {'tuning': 'tuning (dev+holdout)', 'test': 'test (blind)'}
+
+def _default_splits(data:Path|None)->list[str]:
+    "The splits `data` has, of 'tuning' and 'test' (the default evaluation reports them side by side)."
+    got = {r['split'] for p, s in _devset_files(Path(data or DEVSET)) for r in _read_devset_file(p, s)}
+    return [s for s, have in (('tuning', {'dev', 'holdout'}), ('test', {'test'})) if got & have] or ['all']
+
 def safety_eval(run:Path|None=None,        # a training run or export: also measure the model, alone and guarded
                 data:Path|None=None,       # JSONL file or folder (default: the shipped development set)
-                split:str='dev',
+                split:str|None=None,       # one split; default: 'tuning' and 'test' side by side (those present)
                 out:Path|None=None,        # default: RUN/safety_eval, or runs/safety_eval without a run
                 max_messages:int|None=None,  # cap on the messages sent through the model (RUN mode)
                 max_new_tokens:int=96,
@@ -471,21 +680,29 @@ def safety_eval(run:Path|None=None,        # a training run or export: also meas
                 progress:bool=True
                )->dict:
     "Measure the detector (and a model) on `data`; writes report.json/.md, predictions.jsonl (+ model_...), a PNG."
-    rows = load_devset(data, split)
+    if data is not None and not Path(data).exists():
+        raise FileNotFoundError(f"{data}: no such file or folder (give a JSONL file or a folder)")
+    splits = [split] if split else _default_splits(data)
+    rows = {s: load_devset(data, s) for s in splits}
     if run is not None and not Path(run).exists(): raise FileNotFoundError(f"{run}: no such training run or export")
     out = Path(out or (Path(run)/'safety_eval' if run is not None else Path('runs/safety_eval')))
-    scored = score_messages(rows)
-    m, model = safety_metrics(scored), None
+    scored = {s: score_messages(r) for s, r in rows.items()}
+    per = {s: safety_metrics(x) for s, x in scored.items()}
+    m, model = per[splits[0]], None
     if run is not None:
-        chats = model_safety_eval(run, _spread(rows, max_messages), max_new_tokens, country, progress)
+        chats = model_safety_eval(run, _spread(rows[splits[-1]], max_messages), max_new_tokens, country, progress)
         model = {'model alone': safety_metrics(chats, 'model'), 'model + guardrail': safety_metrics(chats, 'guarded')}
         lines = ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in chats)
         atomic_write_text(out/'model_predictions.jsonl', lines)
-    table = safety_table(m, model)
-    meta = {'data': str(data or DEVSET), 'split': split, 'run': None if run is None else str(run),
+    name = lambda s: 'detector' if len(splits) == 1 else _COLUMNS.get(s, s)
+    table = safety_table(m, {**{name(s): per[s] for s in splits[1:]}, **(model or {})}, name(splits[0]))
+    meta = {'data': str(data or DEVSET), 'split': split, 'splits': splits, 'run': None if run is None else str(run),
             'max_messages': max_messages}
-    atomic_write_text(out/'report.json', json.dumps({'meta': meta, 'detector': m, 'model': model}, indent=2) + '\n')
-    atomic_write_text(out/'predictions.jsonl', ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in scored))
+    report = {'meta': meta, 'detector': m, 'splits': per, 'model': model}
+    atomic_write_text(out/'report.json', json.dumps(report, indent=2) + '\n')
+    lines = ''.join(json.dumps(r, ensure_ascii=False) + '\n' for x in scored.values() for r in x)
+    atomic_write_text(out/'predictions.jsonl', lines)
     atomic_write_text(out/'report.md', f"# Safety evaluation\n\n{json.dumps(meta)}\n\n```\n{table}\n```\n")
     png = plot_safety(m, out/'safety_eval.png', model)
-    return {'metrics': m, 'model': model, 'table': table, 'dir': out, 'png': png}
+    return {'metrics': m, 'splits': per, 'model': model, 'table': table, 'dir': out, 'png': png}
+

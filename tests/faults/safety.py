@@ -31,6 +31,8 @@ CASES = [
     Case('safety-empty-split', _eval('--split', 'holdout'), 2, "no messages in split 'holdout'",
          setup=_data({**OK, 'split': 'dev'}), check=_no_outputs),
     Case('safety-missing-run', _eval('norun'), 2, 'norun: no such training run', setup=_data(OK), check=_no_outputs),
+    Case('safety-no-test-split', _eval('--split', 'test'), 2, "no messages in split 'test'", setup=_data(OK),
+         check=_no_outputs),
     Case('safety-bad-split-name', lambda c: ['safety-eval', '--split', 'train'], 2, 'invalid choice'),
     Case('safety-one-message', _eval(), 0, 'recall, all', setup=_data(OK, {'text': 'i want to die', 'label': 'risk',
                                                                           'category': 'direct', 'level': 'high'}),
