@@ -20,8 +20,8 @@ from .schema import tokenizer_path
 # %% auto #0
 __all__ = ['EMBEDDED', 'MISTRAL_7B', 'TINY_CONFIG', 'ALL_PROJ', 'hf_tokenizer', 'cache_dir', 'create_tiny_model',
            'device_map_for', 'resolve_model_path', 'compute_dtype', 'load_model', 'packed_starts',
-           'packed_sdpa_forward', 'trainable_share', 'add_lora', 'run_final_dir', 'model_kind', 'safetensors_header',
-           'check_weights', 'finetuned_config', 'load_finetuned']
+           'packed_sdpa_forward', 'trainable_share', 'cast_frozen', 'add_lora', 'run_final_dir', 'model_kind',
+           'safetensors_header', 'check_weights', 'finetuned_config', 'load_finetuned']
 
 # %% ../nbs/02_model.ipynb #5db5ab5e
 def hf_tokenizer(padding_side:str='right')->MistralCommonBackend:
@@ -153,6 +153,15 @@ def trainable_share(model)->tuple[int, int]:
         trainable += n if p.requires_grad else 0
     return trainable, total
 
+def cast_frozen(model, dtype:torch.dtype)->int:
+    "Cast the frozen float32 parameters of `model` (norms, embeddings, output layer) to `dtype`; returns how many."
+    n = 0
+    for p in model.parameters():
+        if p.dtype == torch.float32 and not p.requires_grad and dtype != torch.float32:
+            p.data = p.data.to(dtype)
+            n += 1
+    return n
+
 def add_lora(model, r:int=16, alpha:int=32, dropout:float=0.05,
              target_modules=ALL_PROJ, # module names to adapt
              modules_to_save=None, # modules trained in full (e.g. ['embed_tokens', 'lm_head'] for the tiny model)
@@ -162,6 +171,7 @@ def add_lora(model, r:int=16, alpha:int=32, dropout:float=0.05,
     if getattr(model, 'is_loaded_in_4bit', False) or getattr(model, 'is_loaded_in_8bit', False):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
                                                 gradient_checkpointing_kwargs=gc_kw)
+        cast_frozen(model, compute_dtype())  # peft upcasts them to float32: back to bf16 on a GPU (measured below)
     elif gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gc_kw)
         model.enable_input_require_grads()
