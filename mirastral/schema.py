@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_schema.ipynb #e96bb6a9
 from __future__ import annotations
-import hashlib, json, re
+import hashlib, json, math, os, re
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,11 +15,13 @@ from mistral_common.protocol.instruct.validator import ValidationMode
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 from pydantic import ValidationError
 
+
 # %% auto #0
-__all__ = ['TOKENIZER_FILE', 'REJECT_REASONS', 'CALL_ID_RE', 'FUNCTION_NAME_RE', 'ROLES', 'tokenizer_path', 'mistral_tokenizer',
-           'RecordError', 'make_call_id', 'normalize_tool', 'normalize_tools', 'parse_arguments', 'dump_arguments',
-           'canonical_record', 'check_record', 'mistral_request', 'mistral_token_count', 'validate_record',
-           'conversation_key']
+__all__ = ['TOKENIZER_FILE', 'REJECT_REASONS', 'MAX_DEPTH', 'JSON_DECODER', 'CALL_ID_RE', 'FUNCTION_NAME_RE', 'ROLES',
+           'tokenizer_path', 'mistral_tokenizer', 'RecordError', 'BadNumber', 'json_depth', 'check_json_value',
+           'loads_json', 'make_call_id', 'normalize_tool', 'normalize_tools', 'parse_arguments', 'dump_arguments',
+           'content_text', 'canonical_record', 'check_record', 'mistral_request', 'counting_tokenizer',
+           'mistral_token_count', 'validate_record', 'conversation_key', 'available_cores']
 
 # %% ../nbs/01a_schema.ipynb #c2ea90c4
 TOKENIZER_FILE = 'mistral_instruct_tokenizer_240323.model.v3'
@@ -37,7 +39,13 @@ def mistral_tokenizer(mode:str='finetuning' # a `ValidationMode`: finetuning, te
 # %% ../nbs/01a_schema.ipynb #687eb5ad
 REJECT_REASONS = {
     'undecodable':        'the file is not valid UTF-8 text',
+    'unreadable':         'the file could not be read (permissions, I/O error, a link that leads nowhere)',
+    'too_large':          'the record is larger than the size cap, so it is refused before it is parsed',
     'malformed_json':     'the line / file is not valid JSON',
+    'malformed_csv':      'a CSV / TSV row that cannot be parsed',
+    'too_deep':           'the record is nested deeper than any conversation needs (JSON nesting cap)',
+    'invalid_number':     'a number JSON cannot carry: NaN, Infinity, or an integer outside the 64-bit range',
+    'bad_content':        'message content that is not text (and not text parts), or text that cannot be encoded',
     'unrecognised_format':'no known conversation format matches the record',
     'unknown_role':       'a message role is not system / user / assistant / tool (or a known alias)',
     'role_order':         'roles are out of order (e.g. user after user, tool without a call, system not first)',
@@ -51,6 +59,7 @@ REJECT_REASONS = {
     'no_assistant_turn':  'nothing is left to learn from: no assistant turn after trimming',
     'too_long':           'the conversation is longer than the token cap',
     'mistral_common':     'mistral-common\'s own finetuning validator refused the record',
+    'unexpected_error':   'the reformatter itself failed on this record (a bug: please report it with the record)',
 }
 
 class RecordError(ValueError):
@@ -59,6 +68,62 @@ class RecordError(ValueError):
         assert reason in REJECT_REASONS, reason
         super().__init__(f"{reason}: {msg}")
         self.reason, self.msg = reason, msg
+
+
+# %% ../nbs/01a_schema.ipynb #99c54350
+MAX_DEPTH = 64  # nesting levels a record may have (a tool call's arguments sit about 8 deep)
+_INT64 = 2**63
+
+class BadNumber:
+    "A number JSON cannot carry, as the source wrote it; the parser keeps going, `check_json_value` refuses it."
+    def __init__(self, text:str): self.text = text
+    def __repr__(self):
+        t = self.text
+        return f"{t[:20]}… ({len(t.lstrip('-'))} digits)" if len(t) > 24 else t
+
+def _int(s:str): return int(s) if len(s.lstrip('-')) <= 19 and -_INT64 <= int(s) < _INT64 else BadNumber(s)
+def _float(s:str): return BadNumber(s) if math.isinf(x := float(s)) else x
+
+JSON_DECODER = json.JSONDecoder(parse_int=_int, parse_float=_float, parse_constant=BadNumber)
+
+def json_depth(obj, limit:int=MAX_DEPTH)->int:
+    "Nesting depth of `obj` (containers only), counted without recursion; stops counting past `limit`."
+    depth, stack = 0, [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, (dict, list)):
+            depth = max(depth, d)
+            if depth > limit: return depth
+            stack.extend((v, d + 1) for v in (o.values() if isinstance(o, dict) else o))
+    return depth
+
+def check_json_value(obj, where:str='')->None:
+    "`RecordError` if `obj` is nested deeper than `MAX_DEPTH` or holds NaN / Infinity / a number past 64 bits."
+    level, depth = [obj], 0
+    while level:  # breadth first, one nesting level at a time: no recursion, no per-value allocation
+        below = []
+        for o in level:
+            if isinstance(o, (str, bool)) or o is None: continue
+            if isinstance(o, (dict, list)):
+                if depth >= MAX_DEPTH: raise RecordError('too_deep', f"{where}nested deeper than {MAX_DEPTH} levels")
+                below.extend(o.values() if isinstance(o, dict) else o)
+            elif isinstance(o, BadNumber) or isinstance(o, float) and not math.isfinite(o):
+                raise RecordError('invalid_number', f"{where}{o!r} is not a number JSON can carry (NaN, Infinity, past 64 bits)")
+            elif isinstance(o, int) and not -_INT64 <= o < _INT64:
+                raise RecordError('invalid_number', f"{where}an integer of {o.bit_length()} bits is outside the 64-bit range")
+        level, depth = below, depth + 1
+
+def loads_json(text:str, where:str='', # prefix of messages, e.g. "message 3: "
+               malformed:str='malformed_json' # reason code for text that is not JSON at all
+              )->object:
+    "`text` parsed as JSON with values training can carry; `RecordError` naming what is wrong otherwise."
+    try: obj = JSON_DECODER.decode(text)
+    except json.JSONDecodeError as e:
+        raise RecordError(malformed, f"{where}not JSON ({e.msg} at line {e.lineno} column {e.colno}): {text[:80]!r}") from None
+    except RecursionError: raise RecordError('too_deep', f"{where}nested too deep for a JSON parser") from None
+    check_json_value(obj, where)
+    return obj
+
 
 # %% ../nbs/01a_schema.ipynb #1201a1cc
 _ALNUM = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'
@@ -75,16 +140,14 @@ FUNCTION_NAME_RE = re.compile(r'^[a-zA-Z0-9_-]{1,64}$')
 def normalize_tool(spec:dict)->dict:
     "A tool spec in the `{'type': 'function', 'function': {name, description, parameters}}` shape, or `RecordError`."
     if isinstance(spec, str):
-        try: spec = json.loads(spec)
-        except json.JSONDecodeError as e: raise RecordError('bad_tool_spec', f"tool spec is not JSON: {e}") from None
+        spec = loads_json(spec, 'tool spec: ', 'bad_tool_spec')
     if not isinstance(spec, dict): raise RecordError('bad_tool_spec', f"tool spec must be an object, got {type(spec).__name__}")
     fn = spec.get('function', spec)
     if not isinstance(fn, dict) or not isinstance(fn.get('name'), str) or not fn['name']:
         raise RecordError('bad_tool_spec', f"tool spec has no function name: {json.dumps(spec)[:120]}")
     params = fn.get('parameters', {'type': 'object', 'properties': {}})
     if isinstance(params, str):
-        try: params = json.loads(params)
-        except json.JSONDecodeError: raise RecordError('bad_tool_spec', f"parameters of tool {fn['name']!r} are not JSON") from None
+        params = loads_json(params, f"parameters of tool {fn['name']!r}: ", 'bad_tool_spec')
     if not isinstance(params, dict): raise RecordError('bad_tool_spec', f"parameters of tool {fn['name']!r} must be a JSON schema object")
     return {'type': 'function', 'function': {'name': fn['name'], 'description': fn.get('description', '') or '', 'parameters': params}}
 
@@ -92,19 +155,19 @@ def normalize_tools(tools)->list[dict]:
     "A list of normalised tool specs from a list, a JSON string of a list, or nothing."
     if tools in (None, '', []): return []
     if isinstance(tools, str):
-        try: tools = json.loads(tools)
-        except json.JSONDecodeError as e: raise RecordError('bad_tool_spec', f"`tools` is not JSON: {e}") from None
+        tools = loads_json(tools, '`tools`: ', 'bad_tool_spec')
     if isinstance(tools, dict): tools = [tools]
     if not isinstance(tools, list): raise RecordError('bad_tool_spec', "`tools` must be a list of function specs")
+    check_json_value(tools, '`tools`: ')
     return [normalize_tool(t) for t in tools]
 
 # %% ../nbs/01a_schema.ipynb #ce7eb9a2
 def parse_arguments(args, where:str='')->dict:
     "Tool-call `args` (JSON string or dict) as a dict, or `RecordError('bad_arguments')`."
     if isinstance(args, str):
-        try: args = json.loads(args) if args.strip() else {}
-        except json.JSONDecodeError as e: raise RecordError('bad_arguments', f"{where}arguments are not JSON ({e.msg}): {args[:80]!r}") from None
+        args = loads_json(args, f"{where}arguments: ", 'bad_arguments') if args.strip() else {}
     if not isinstance(args, dict): raise RecordError('bad_arguments', f"{where}arguments must be a JSON object, got {type(args).__name__}")
+    check_json_value(args, f"{where}arguments: ")
     return args
 
 def dump_arguments(args:dict)->str:
@@ -112,11 +175,32 @@ def dump_arguments(args:dict)->str:
     return json.dumps(args, ensure_ascii=False)
 
 # %% ../nbs/01a_schema.ipynb #6411820e
-def _text(x)->str:
-    "Message content as stripped text (lists of text chunks are joined)."
+_TEXT_PARTS = ('text', 'input_text', 'output_text', None)
+
+def _part_text(p, where):
+    if isinstance(p, str): return p
+    if isinstance(p, dict) and p.get('type') in _TEXT_PARTS:
+        t = next((p[k] for k in ('text', 'value', 'content') if isinstance(p.get(k), str)), None)
+        if t is not None: return t
+    raise RecordError('bad_content', f"{where}content part {json.dumps(p, ensure_ascii=False, default=repr)[:80]} is not text")
+
+def content_text(x, where:str='')->str:
+    "Message content as stripped text: text parts joined, numbers as JSON writes them; `RecordError('bad_content')` otherwise."
     if x is None: return ''
-    if isinstance(x, list): x = ''.join(c.get('text', '') if isinstance(c, dict) else str(c) for c in x)
-    return str(x).strip()
+    if isinstance(x, str): s = x
+    elif isinstance(x, bool) or not isinstance(x, (int, float, list, dict)):
+        raise RecordError('bad_content', f"{where}content is {type(x).__name__}, not text")
+    elif isinstance(x, (int, float)):
+        check_json_value(x, where)
+        s = json.dumps(x)
+    elif isinstance(x, dict): s = _part_text(x, where)
+    else: s = '\n'.join(_part_text(p, where) for p in x)
+    if not s.isascii():
+        try: s.encode('utf-8')
+        except UnicodeEncodeError as e:
+            raise RecordError('bad_content', f"{where}text holds an unpaired surrogate {s[e.start]!r} (broken UTF-16) "
+                              f"at character {e.start}") from None
+    return s.strip()
 
 def _canonical_call(call, key, j, idmap, notes)->dict:
     if not isinstance(call, dict): raise RecordError('bad_arguments', f"tool call {j} is not an object")
@@ -136,32 +220,38 @@ def canonical_record(messages:list, # message dicts with `role` and `content` / 
                      key:tuple=(),  # identity of the record, seeds generated call ids
                     )->dict:
     "Canonical `{messages, tools, meta}` record; `meta['notes']` lists each normalisation applied."
-    notes, out, pending, idmap = [], [], [], {}
+    notes, out, pending, idmap, call_text = [], [], [], {}, []
     for i, m in enumerate(messages):
         if not isinstance(m, dict): raise RecordError('unknown_role', f"message {i} is not an object")
-        role = m.get('role')
+        role, where = m.get('role'), f"message {i}: "
         if role == 'assistant' and m.get('tool_calls'):
-            calls = [_canonical_call(c, key + (i,), j, idmap, notes) for j, c in enumerate(m['tool_calls'])]
+            calls = m['tool_calls'] if isinstance(m['tool_calls'], list) else [m['tool_calls']]
+            calls = [_canonical_call(c, key + (i,), j, idmap, notes) for j, c in enumerate(calls)]
             msg = {'role': 'assistant', 'tool_calls': calls}
-            if _text(m.get('content')): msg['content'] = _text(m['content'])
+            text = content_text(m.get('content'), where)
+            if text:  # Mistral's v3 format encodes text *or* calls in one turn: the calls are the turn, the text is kept in meta
+                call_text.append({'message': len(out), 'text': text})
+                notes.append('text said with tool calls kept in meta.call_text (v3 encodes text or calls per turn)')
             pending = [c['id'] for c in calls]
         elif role == 'tool':
             tcid = m.get('tool_call_id')
-            msg = {'role': 'tool', 'content': _text(m.get('content')), 'tool_call_id': idmap.get(tcid, tcid)}
+            msg = {'role': 'tool', 'content': content_text(m.get('content'), where), 'tool_call_id': idmap.get(tcid, tcid)}
             if not msg['tool_call_id'] and pending:  # link by position, as the source implied
                 msg['tool_call_id'] = pending[0]; notes.append('linked tool results to calls by position')
             if msg['tool_call_id'] in pending: pending.remove(msg['tool_call_id'])
             if m.get('name'): msg['name'] = m['name']
         else:
-            msg = {'role': role, 'content': _text(m.get('content'))}
+            msg = {'role': role, 'content': content_text(m.get('content'), where)}
             pending = []
         out.append(msg)
     n = len(out)
     while out and out[-1]['role'] != 'assistant': out.pop()
     if len(out) < n: notes.append(f"trimmed {n - len(out)} trailing non-assistant turn(s)")
     meta = dict(meta or {})
-    if notes: meta['notes'] = sorted(set(notes))
+    if call_text: meta['call_text'] = [c for c in call_text if c['message'] < len(out)]
+    if notes: meta['notes'] = sorted(set(meta.get('notes', []) + notes))
     return {'messages': out, 'tools': normalize_tools(tools), 'meta': meta}
+
 
 # %% ../nbs/01a_schema.ipynb #1bb420a2
 ROLES = ('system', 'user', 'assistant', 'tool')
@@ -213,9 +303,26 @@ def mistral_request(rec:dict)->ChatCompletionRequest:
     msgs = [{k: v for k, v in m.items() if k != 'name' or m['role'] == 'tool'} for m in rec['messages']]
     return ChatCompletionRequest(messages=msgs, tools=rec.get('tools') or None)
 
+@lru_cache(maxsize=None)
+def counting_tokenizer()->MistralTokenizer:
+    """A private finetuning-mode tokenizer for counting: the same validation and encoding, but each distinct tool schema
+    is validated once (jsonschema's check is a third of the cost when every record repeats the same tools) and no text
+    is decoded from the tokens (another third). Never used to read text back."""
+    tok = MistralTokenizer.from_file(str(tokenizer_path()), mode=ValidationMode.finetuning)
+    validator, valid = tok._chat_completion_request_validator, set()
+    check = validator._validate_function
+    def validate_once(function):
+        key = function.model_dump_json()
+        if key not in valid:
+            check(function)
+            valid.add(key)
+    validator._validate_function = validate_once
+    tok.instruct_tokenizer.decode = lambda tokens, special_token_policy=None: ''
+    return tok
+
 def mistral_token_count(rec:dict)->int:
     "Tokens of the whole record as mistral-common encodes it in finetuning mode; `RecordError('mistral_common')` if it refuses."
-    try: return len(mistral_tokenizer('finetuning').encode_chat_completion(mistral_request(rec)).tokens)
+    try: return len(counting_tokenizer().encode_chat_completion(mistral_request(rec)).tokens)
     except (MistralCommonException, ValidationError, ValueError, AssertionError, TypeError) as e:
         raise RecordError('mistral_common', ' '.join(str(e).split())[:300]) from None
 
@@ -228,6 +335,7 @@ def validate_record(rec:dict, # a canonical record
     if max_tokens and n > max_tokens: raise RecordError('too_long', f"{n} tokens > cap of {max_tokens}")
     return n
 
+
 # %% ../nbs/01a_schema.ipynb #83456283
 _PUNCT_RE = re.compile(r'[^\w\s]', re.UNICODE)
 
@@ -235,8 +343,16 @@ def _norm(s:str)->str: return ' '.join(_PUNCT_RE.sub('', s.lower()).split())
 
 def conversation_key(rec:dict, normalised:bool=True)->str:
     "Hex digest identifying the conversation (`normalised`: ignore case, whitespace and punctuation)."
-    parts = []
+    turns = []
     for m in rec['messages']:
         body = m.get('content') or json.dumps([c['function'] for c in m.get('tool_calls', [])], sort_keys=True)
-        parts.append(m['role'] + '\x1e' + (_norm(body) if normalised else body))
-    return hashlib.sha256('\x1f'.join(parts).encode()).hexdigest()
+        turns.append([m['role'], _norm(body) if normalised else body])
+    return hashlib.sha256(json.dumps(turns, ensure_ascii=False).encode('utf-8', 'surrogatepass')).hexdigest()
+
+
+# %% ../nbs/01a_schema.ipynb #56ce3228
+def available_cores()->int:
+    "CPU cores this process may use (a scheduler's allocation, not the whole node)."
+    try: return len(os.sched_getaffinity(0))
+    except AttributeError: return os.cpu_count() or 1
+
