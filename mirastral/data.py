@@ -215,7 +215,7 @@ def _object(text, pos, items, lines, cap)->int:
     while not text.startswith('}', pos):   # walk the object again, now keeping each list element's position
         key, pos = JSON_DECODER.raw_decode(text, pos)
         pos = _WS.match(text, _WS.match(text, pos).end() + 1).end()
-        if isinstance(obj[key], list): pos = _array(text, pos, items, lines, cap, {'split': key})
+        if isinstance(obj[key], list): pos = _array(text, pos, items, lines, cap, {'source_split': key})
         else: pos = JSON_DECODER.raw_decode(text, pos)[1]
         pos = _WS.match(text, pos).end()
         if text.startswith(',', pos): pos = _WS.match(text, pos + 1).end()
@@ -495,7 +495,7 @@ def from_qa(o:dict)->tuple[list, list, dict]:
     title, q, a = next(t for t in QA_KEYS if t[1] in k and t[2] in k)
     question, head = content_text(k[q], f"{q}: "), content_text(k.get(title), f"{title}: ") if title else ''
     if head and not question.lower().startswith(head.lower().rstrip('?.!')): question = f"{head}\n\n{question}".strip()
-    meta = {'split': k['split']} if isinstance(k.get('split'), str) and k['split'] else {}
+    meta = {'source_split': k['split']} if isinstance(k.get('split'), str) and k['split'] else {}
     return [{'role': 'user', 'content': question}, {'role': 'assistant', 'content': k[a]}], [], meta
 
 # %% ../nbs/01c_reformat.ipynb #6d1cfd35
@@ -536,7 +536,9 @@ def from_esconv(o:dict)->tuple[list, list, dict]:
 
 def from_turns(o:dict)->tuple[list, list, dict]:
     "Rows that are one turn each (a SMILECHAT file, an AnnoMI session): fields shared by all rows go to `meta.fields`."
-    rows, (sk, tk) = o['turns'], turn_keys(o['turns'][0])
+    rows, keys = o['turns'], turn_keys(o['turns'][0]) if o['turns'] else None
+    if not keys: raise RecordError('unrecognised_format', "`turns` rows name no speaker and text (e.g. role / content)")
+    sk, tk = keys
     shared = {k: v for k, v in rows[0].items() if k not in (sk, tk) and _scalar(v) and all(r.get(k) == v for r in rows)}
     own = lambda r: {k: v for k, v in r.items() if k not in shared and k not in (sk, tk) and _scalar(v)}
     turns = [(r.get(sk), r.get(tk), own(r)) for r in rows]

@@ -88,7 +88,7 @@ def test_counselchat_text_true_and_crisis_lines_kept(real):
     for i, r in kept.items():
         assert not any(HTML.search(t) for t in texts(r)), i
         assert '[PHONE]' not in ''.join(texts(r)), i
-        assert r['meta']['split'] == rows[i]['split']  # the source's split column is kept
+        assert r['meta']['source_split'] == rows[i]['split']  # the source's split column is kept
     assert rep['pii_kept']['public_crisis_lines'] >= lifeline
 
 
@@ -276,4 +276,4 @@ def test_html_images_and_office_markup_become_plain_text(shapes):
     (big,) = kept['big_field.csv']
     assert big['messages'][1]['content'] == 'Here is a diagram:\n\nBreathe slowly.'
     assert 'converted HTML to plain text' in big['meta']['notes']
-    assert {r['meta']['split'] for r in kept['splits.json']} == {'train', 'test', 'validation'}
+    assert {r['meta']['source_split'] for r in kept['splits.json']} == {'train', 'test', 'validation'}
