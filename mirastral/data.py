@@ -837,6 +837,7 @@ def new_stage(out_dir:Path)->Path:
         raise OSError(f"cannot write the outputs in {out_dir}: {e.strerror}; choose an OUT_DIR you can write to") \
             from None
 
+# %% ../nbs/01c_reformat.ipynb #a0f44567
 def write_lines(path:Path, lines)->dict:
     "Write `lines` (str, no newline) to `path`, flushed to disk; their count and SHA-256."
     h, n = hashlib.sha256(), 0
@@ -850,6 +851,7 @@ def write_lines(path:Path, lines)->dict:
         os.fsync(f.fileno())
     return {'lines': n, 'sha256': h.hexdigest()}
 
+# %% ../nbs/01c_reformat.ipynb #f87298df
 def commit_output_set(stage:Path, out_dir:Path, names=OUTPUT_FILES)->None:
     "Move the files `names` from `stage` into `out_dir`; if any move fails, put the previous files back, then raise."
     keep, done = stage/'previous', []
@@ -870,6 +872,7 @@ def commit_output_set(stage:Path, out_dir:Path, names=OUTPUT_FILES)->None:
                           "are unchanged") from None
         raise
 
+# %% ../nbs/01c_reformat.ipynb #602a1348
 def check_output_set(out_dir:Path)->dict:
     "The report of `out_dir`, after checking that the four JSONL files are the ones it describes (same run)."
     report = json.loads((Path(out_dir)/'report.json').read_text(encoding='utf-8'))
@@ -880,7 +883,7 @@ def check_output_set(out_dir:Path)->dict:
             raise ValueError(f"{Path(out_dir)/name} does not belong to the run in report.json ({report['run_id']})")
     return report
 
-# %% ../nbs/01c_reformat.ipynb #5a23ff6b
+# %% ../nbs/01c_reformat.ipynb #ec7b5b25
 def _worker_of(source:str)->str:
     parts = source.split('/')
     return next((p for p in parts[:-1] if p.startswith('worker')), parts[0] if len(parts) > 1 else '.')
@@ -939,7 +942,7 @@ def _process_all(todo, max_tokens, n_proc, progress)->tuple[list, Counter, dict]
         bar.close()
     return results, pii, samples
 
-# %% ../nbs/01c_reformat.ipynb #95bc041b
+# %% ../nbs/01c_reformat.ipynb #fc3018c4
 def _check_settings(raw_dir, out_dir, val_frac, max_tokens, n_proc, max_record_bytes):
     if not (isinstance(val_frac, (int, float)) and 0 <= val_frac < 1):
         raise ValueError(f"val_frac must be a number in [0, 1) (the share held out for validation), got {val_frac!r}")
@@ -978,7 +981,7 @@ def _read_all(files, raw_dir, max_record_bytes, stats, rejects):
                 raws.append(it.raw)
     return todo, raws
 
-# %% ../nbs/01c_reformat.ipynb #b6846f87
+# %% ../nbs/01c_reformat.ipynb #a7fbecf7
 def reformat(raw_dir:Path, # directory of raw files (searched recursively, links followed)
              out_dir:Path, # where train/val/rejects/duplicates JSONL and report.json go (never read as input)
              val_frac:float=0.05, # share of conversations held out for validation, in [0, 1)
