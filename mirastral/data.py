@@ -851,7 +851,12 @@ def write_lines(path:Path, lines)->dict:
         os.fsync(f.fileno())
     return {'lines': n, 'sha256': h.hexdigest()}
 
-# %% ../nbs/01c_reformat.ipynb #f87298df
+# %% ../nbs/01c_reformat.ipynb #979e27e9
+def _keep_copy(src, dst):
+    "A hard link to `src` at `dst` (a copy where the file system has no hard links)."
+    try: os.link(src, dst, follow_symlinks=False)
+    except OSError: shutil.copy2(src, dst, follow_symlinks=False)
+
 def commit_output_set(stage:Path, out_dir:Path, names=OUTPUT_FILES)->None:
     "Move the files `names` from `stage` into `out_dir`; if any move fails, put the previous files back, then raise."
     keep, done = stage/'previous', []
@@ -860,7 +865,7 @@ def commit_output_set(stage:Path, out_dir:Path, names=OUTPUT_FILES)->None:
         for name in names:
             dst = out_dir/name
             if dst.is_dir(): raise IsADirectoryError(21, f"{dst} is a folder; move it away", str(dst))
-            if os.path.lexists(dst): os.link(dst, keep/name, follow_symlinks=False)
+            if os.path.lexists(dst): _keep_copy(dst, keep/name)
             os.replace(stage/name, dst)
             done.append(name)
     except BaseException as e:
