@@ -239,11 +239,13 @@ def _json_items(text:str, cap:int)->list[RawItem]:
         pos = _WS.match(text, pos).end()
     return items
 
-# %% ../nbs/01c_reformat.ipynb #7286dff9
+# %% ../nbs/01c_reformat.ipynb #9342e3f4
 SEPARATOR_RE = re.compile(r'^\s*(?:-{3,}|={3,}|\*{3,})\s*$', re.M)
 csv.field_size_limit(2**31 - 1)
 
-def _csv_items(text, cap, delimiter=','):
+def _csv_items(text, cap, delimiter=None):
+    header = text.split('\n', 1)[0]
+    delimiter = delimiter or max(',;\t', key=header.count)   # Excel in many locales writes `;`
     reader = csv.DictReader(io.StringIO(text, newline=''), delimiter=delimiter)
     start, index = 2, 0
     while True:

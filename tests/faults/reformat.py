@@ -429,6 +429,13 @@ CASES = [
         setup=files(**{'a.jsonl': jl(conv(), '42', '"just text"')}),
     ),
     Case(
+        'reformat-semicolon-csv',
+        run(),
+        0,
+        check=expect(kept=1, rejected=0),
+        setup=files(**{'qa.csv': 'question;answer\n"How do I stop worrying, really?";"Name the worry."\n'}),
+    ),
+    Case(
         'reformat-not-a-parquet-file',
         run(),
         0,
