@@ -26,7 +26,23 @@ def cmd_demo_data(a):
 def cmd_reformat(a):
     rep = reformat(a.raw_dir, a.out_dir, val_frac=a.val_frac, max_tokens=a.max_tokens or None, seed=a.seed,
                    n_proc=a.n_proc, progress=not a.no_progress)
-    print(summarize(rep)); print(f"outputs in {a.out_dir} (report.json has per-file counts)")
+    print(summarize(rep))
+    print(f"outputs in {a.out_dir} (report.json has per-file counts, PII replacements with samples, skipped files)")
+
+def _val_frac(s:str)->float:
+    "argparse type of --val-frac: a number in [0, 1)."
+    try: v = float(s)
+    except ValueError: v = None
+    if v is None or not 0 <= v < 1: raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {s!r}")
+    return v
+
+def _at_least(low:int):
+    "argparse type of a whole-number option that must be >= `low`."
+    def check(s:str)->int:
+        if not s.strip().lstrip('+').isdigit() or int(s) < low:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {s!r}")
+        return int(s)
+    return check
 
 def cmd_explore(a):
     recs = load_canonical(a.data_dir); df = conversation_table(recs)
@@ -147,12 +163,13 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('raw_dir', type=Path); s.add_argument('--n', type=int, default=2000, help='sessions to generate (default 2000)')
     s.add_argument('--seed', type=int, default=0); s.set_defaults(func=cmd_demo_data)
     def data_opts(s):
-        s.add_argument('--val-frac', type=float, default=0.05, help='validation share (default 0.05)')
-        s.add_argument('--max-tokens', type=int, default=8192, help='refuse longer conversations; 0 = no cap (default 8192)')
+        s.add_argument('--val-frac', type=_val_frac, default=0.05, help='validation share, in [0, 1) (default 0.05)')
+        s.add_argument('--max-tokens', type=_at_least(0), default=8192, help='refuse longer conversations; 0 = no cap (default 8192)')
         s.add_argument('--seed', type=int, default=0, help='split seed'); s.add_argument('--no-progress', action='store_true')
     s = sub.add_parser('reformat', help='raw files -> validated canonical JSONL + rejects + report')
     s.add_argument('raw_dir', type=Path); s.add_argument('out_dir', type=Path); data_opts(s)
-    s.add_argument('--n-proc', type=int, default=None, help='worker processes (default: all cores)'); s.set_defaults(func=cmd_reformat)
+    s.add_argument('--n-proc', type=_at_least(1), default=None, help='worker processes (default: the cores this job may use)')
+    s.set_defaults(func=cmd_reformat)
     s = sub.add_parser('explore', help='summary and overview plot of a reformat output directory')
     s.add_argument('data_dir', type=Path); s.add_argument('--png', type=Path, default=None, help='default DATA_DIR/overview.png')
     s.set_defaults(func=cmd_explore)
