@@ -503,7 +503,7 @@ def model_gate(norm:str,      # a normalised message
 
 # %% ../nbs/05a_safety.ipynb #7aceb9c3
 RISK_MODEL_SETTING = 'MIRASTRAL_RISK_MODEL'  # environment: 'on' or 'off' (else RISK_MODEL_DEFAULT)
-RISK_MODEL_DEFAULT = 'on'   # adopted after one blind-split evaluation (README: the figures)
+RISK_MODEL_DEFAULT = 'off'  # off: it raises ordinary goodbyes ("Thanks, bye."); see "The decision" below
 _MODEL = {}
 
 def _setting()->bool:
