@@ -119,7 +119,8 @@ def cmd_export(a):
 def cmd_safety_eval(a):
     from mirastral.safety import safety_eval
     r = safety_eval(a.run, data=a.data, split=a.split, out=a.out, max_messages=a.max_messages or None,
-                    max_new_tokens=a.max_new_tokens, country=a.country, progress=not a.no_progress)
+                    max_new_tokens=a.max_new_tokens, country=a.country, progress=not a.no_progress,
+                    use_risk_model=a.risk_model)
     print(r['table'])
     print(f"report: {r['dir']}/report.md, report.json; plot: {r['png']}; per message: {r['dir']}/predictions.jsonl")
 
@@ -211,13 +212,15 @@ def build_parser()->argparse.ArgumentParser:
                    help='a training OUTPUT_DIR or export: also chat each message (model alone vs + guardrail)')
     s.add_argument('--data', type=Path, default=None,
                    help='JSONL file or folder; a folder named test/ is the blind split (default: the shipped set)')
-    s.add_argument('--split', choices=['dev', 'holdout', 'tuning', 'test', 'all'], default=None,
+    s.add_argument('--split', choices=['dev', 'holdout', 'tuning', 'train', 'test', 'all'], default=None,
                    help='lines of the set (default: tuning = dev+holdout, and the blind test split beside it if present)')
     s.add_argument('--out', type=Path, default=None, help='output folder (default RUN/safety_eval or runs/safety_eval)')
     s.add_argument('--max-messages', type=int, default=0, help='RUN: at most N messages through the model (0: all)')
     s.add_argument('--max-new-tokens', type=int, default=96)
     s.add_argument('--country', default='US', help="ISO country code for the guardrail's crisis lines (default US)")
     s.add_argument('--no-progress', action='store_true')
+    s.add_argument('--risk-model', choices=['on', 'off'], default=None,
+                   help='the statistical second opinion beside the rules (default: $MIRASTRAL_RISK_MODEL, else the shipped default)')
     s.set_defaults(func=cmd_safety_eval)
     s = sub.add_parser('demo', help='the whole pipeline on the embedded default (README main command)')
     s.add_argument('--workdir', type=Path, default=Path('runs/demo')); s.add_argument('--n', type=int, default=2000); data_opts(s)

@@ -4,22 +4,26 @@
 
 # %% ../nbs/05a_safety.ipynb #71df8487
 from __future__ import annotations
-import json, random, re, statistics, tempfile, time, unicodedata
+import hashlib, json, os, random, re, statistics, tempfile, time, unicodedata, warnings, zlib
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from .data import atomic_write_text
 
 # %% auto #0
 __all__ = ['RESOURCES', 'LEXICON_DIR', 'LEVELS', 'RISK_CATEGORIES', 'ESCALATORS', 'DISCOUNTS', 'FRAMES_FILE', 'LEXICONS',
-           'DEVSET', 'RISK_CATS', 'HARD_NEGATIVES', 'EVERYDAY', 'SPLITS', 'normalize', 'Frame', 'Lexicon',
-           'load_lexicon', 'load_lexicons', 'detect_language', 'Cue', 'Assessment', 'find_cues', 'assess', 'risk_level',
-           'load_devset', 'score_messages', 'safety_metrics', 'safety_table', 'plot_safety', 'model_safety_eval',
-           'safety_eval']
+           'RISK_MODEL_FILE', 'MODEL_GATE', 'RISK_MODEL_SETTING', 'RISK_MODEL_DEFAULT', 'DEVSET', 'RISK_CATS',
+           'HARD_NEGATIVES', 'EVERYDAY', 'SPLITS', 'normalize', 'Frame', 'Lexicon', 'load_lexicon', 'load_lexicons',
+           'detect_language', 'Cue', 'Assessment', 'find_cues', 'risk_features', 'RiskModel', 'save_risk_model',
+           'load_risk_model', 'model_gate', 'risk_model', 'assess', 'risk_level', 'load_devset', 'score_messages',
+           'safety_metrics', 'safety_table', 'plot_safety', 'model_safety_eval', 'safety_eval', 'train_risk_model',
+           'cv_risk_model', 'cv_scored', 'pick_threshold', 'build_risk_model']
 
 # %% ../nbs/05a_safety.ipynb #d6a16282
 RESOURCES = Path(__file__).parent/'resources' if '__file__' in globals() else Path('../mirastral/resources')
@@ -97,6 +101,7 @@ class Lexicon:
     neg_after: int = 0                           # also a negator this many words after a cue (verb-final languages)
     mix_with: list = field(default_factory=list) # languages often mixed into this one: their frames are read too
     any_anchor: re.Pattern|None = None           # all frame anchors at once: the fast test before reading frames
+    classes: dict = field(default_factory=dict)  # word class name -> compiled regex (compiled on first use)
 
 def _expand(p:str, macros:dict, where:str)->str:
     missing = [m for m in _MACRO.findall(p) if m not in macros]
@@ -195,7 +200,7 @@ def load_lexicon(path:Path,            # a lexicon YAML file
                    comp([p.lstrip('~') for ps in cue_groups.values() for p in ps or []], 'cues'), frames,
                    classes['NEG'] if 'NEG' in classes else None, classes['THEY'] if 'THEY' in classes else None,
                    spaced, int(d.get('neg_after', 0)), list(d.get('mix_with') or []),
-                   comp([f'{{{a}}}' for a in anchors], 'frames') if anchors else None)
+                   comp([f'{{{a}}}' for a in anchors], 'frames') if anchors else None, classes)
 
 
 # %% ../nbs/05a_safety.ipynb #066cbaf5
@@ -260,6 +265,7 @@ class Assessment:
     language: str                                     # ISO 639-1 code of the message ('und': no letters)
     discounted: list = field(default_factory=list)    # (Cue, reason) for cues that did not count
     escalators: list = field(default_factory=list)    # (group, language, span): plan, means, time or place words seen
+    score: float|None = None                          # the risk model's probability, when it was asked
 
 _SENT = re.compile(r'[.!?\n。！？।॥]+')
 
@@ -380,6 +386,148 @@ def _discount_reason(c:Cue, norm:str, lxs:list, titles:list=())->str|None:
     return 'clinical' if _has(lxs, 'clinical', clause) else None
 
 
+# %% ../nbs/05a_safety.ipynb #fee97750
+RISK_MODEL_FILE = RESOURCES/'risk_model.safetensors'  # the shipped weights (float16); its card: risk_model.json beside it
+_WORDS = re.compile(f'[{_WORD}]+')
+
+def _ngrams(norm:str, mask:int)->set:
+    "Buckets of the character 1-5-grams of the words joined by single spaces (word boundaries), words, word pairs."
+    words = _WORDS.findall(norm)
+    s = f" {' '.join(words)} "
+    crc = zlib.crc32
+    out = {crc(s[i:i + n].encode()) & mask for n in range(1, 6) for i in range(len(s) - n + 1)}
+    out.update(crc(f'\x01{w}'.encode()) & mask for w in words)
+    out.update(crc(f'\x02{a} {b}'.encode()) & mask for a, b in zip(words, words[1:]))
+    return out
+
+def _lexicon_tokens(norm:str, langs)->set:
+    "Word classes, discount and escalator groups of the `langs` lexicons found in `norm`, and ordered pairs in a sentence."
+    hits = []
+    for lx in (LEXICONS[l] for l in langs if l in LEXICONS):
+        hits += [(m.start(), k) for k in lx.classes.macros for m in lx.classes[k].finditer(norm)]
+        for kind, groups in (('d', lx.discount), ('e', lx.escalate)):
+            hits += [(m.start(), f'{kind}:{g}') for g, rx in groups.items() for m in rx.finditer(norm)]
+    ends = [m.end() for m in _SENT.finditer(norm)]
+    hits = sorted((sum(e <= pos for e in ends), pos, k) for pos, k in hits)  # (sentence, position, name)
+    pairs = {f'{a[2]}>{b[2]}' for i, a in enumerate(hits) for b in hits[i + 1:i + 4] if a[0] == b[0]}
+    return {k for *_, k in hits} | pairs
+
+def risk_features(norm:str,                  # a `normalize`d message
+                  langs,                     # the lexicons whose word classes are read (the message's languages)
+                  bits:int=18,               # 2**bits buckets
+                  lexicon_weight:float=2.0   # the lexicon block's length, the n-gram block's being 1
+                 )->tuple[np.ndarray, np.ndarray]: # (bucket indices, values)
+    "Hashed features of one message: character n-grams, words and word pairs; lexicon classes and their pairs."
+    mask = (1 << bits) - 1
+    grams = sorted(_ngrams(norm, mask))  # sorted: the same sum in the same order in every process (sets of str are not)
+    lex = sorted({zlib.crc32(f'\x03{t}'.encode()) & mask for t in _lexicon_tokens(norm, langs)})
+    idx = np.fromiter([*grams, *lex], np.int64, len(grams) + len(lex))
+    val = np.empty(len(idx), np.float32)
+    val[:len(grams)] = 1 / np.sqrt(max(len(grams), 1))
+    val[len(grams):] = lexicon_weight / np.sqrt(max(len(lex), 1))
+    return idx, val
+
+
+# %% ../nbs/05a_safety.ipynb #505712e6
+def _sigmoid(z):
+    "1 / (1 + e^-z), with z clipped to +-30: a probability is never exactly 0 or 1 (so a threshold of 1.0 never fires)."
+    return 1 / (1 + np.exp(-np.clip(z, -30, 30)))
+
+@dataclass
+class RiskModel:
+    "A logistic regression over `risk_features`, and the probability at which it raises 'none' to 'elevated'."
+    weights: np.ndarray          # float32, one per bucket (2**bits)
+    bias: float
+    threshold: float = 0.5       # raise at p >= threshold (chosen by cross-validation, see `pick_threshold`)
+    lexicon_weight: float = 2.0
+    card: dict = field(default_factory=dict)  # training data, date, hyper-parameters, figures
+    @property
+    def bits(self)->int: return int(self.weights.size).bit_length() - 1
+
+    def prob(self, norm:str, langs)->float:
+        "Probability of risk of a normalised message read with the lexicons of `langs`."
+        idx, val = risk_features(norm, langs, self.bits, self.lexicon_weight)
+        return float(_sigmoid(float(self.weights[idx] @ val) + self.bias))
+
+
+# %% ../nbs/05a_safety.ipynb #f0b8fa0b
+def save_risk_model(m:RiskModel, path:Path=RISK_MODEL_FILE)->Path:
+    "Write `m` as float16 safetensors at `path` and its card as `path` with suffix .json, each atomically."
+    from safetensors.numpy import save_file
+    path = Path(path)
+    meta = {'bias': repr(float(m.bias)), 'threshold': repr(float(m.threshold)), 'lexicon_weight': repr(m.lexicon_weight)}
+    tmp = path.with_name(f'.{path.name}.tmp')
+    save_file({'weights': m.weights.astype(np.float16)}, tmp, metadata=meta)
+    tmp.replace(path)
+    atomic_write_text(path.with_suffix('.json'), json.dumps(m.card, indent=2, ensure_ascii=False) + '\n')
+    return path
+
+def load_risk_model(path:Path=RISK_MODEL_FILE)->RiskModel:
+    "The model saved at `path` (and its card when there is one)."
+    from safetensors import safe_open
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"{path}: no risk model here (train one with `train_risk_model`)")
+    try:
+        with safe_open(path, 'numpy') as f:
+            meta, w = f.metadata() or {}, f.get_tensor('weights').astype(np.float32)
+        bias, threshold, lw = (float(meta[k]) for k in ('bias', 'threshold', 'lexicon_weight'))
+    except Exception as e: raise ValueError(f"{path}: not a risk model ({type(e).__name__}: {e})") from None
+    if w.ndim != 1 or w.size & (w.size - 1): raise ValueError(f"{path}: weights of shape {w.shape}, not 2**bits")
+    card = path.with_suffix('.json')
+    return RiskModel(w, bias, threshold, lw, json.loads(card.read_text(encoding='utf-8')) if card.exists() else {})
+
+
+# %% ../nbs/05a_safety.ipynb #b076560b
+MODEL_GATE = ('DIE', 'GONE', 'LIVE', 'SUIC', 'SUICIDAL', 'MEANS', 'PILLS', 'GUN', 'HARM', 'SHTOOL', 'PLACE', 'FAREWELL')
+_GATES = {}
+
+def _gate_rx(lx:Lexicon)->re.Pattern|None:
+    "The topic words of `lx`: its MODEL_GATE classes as one pattern (None when it has none)."
+    if lx.lang not in _GATES:
+        names = [k for k in MODEL_GATE if k in lx.classes]
+        _GATES[lx.lang] = re.compile('|'.join(lx.classes[k].pattern for k in names)) if names else None
+    return _GATES[lx.lang]
+
+def model_gate(norm:str,      # a normalised message
+               langs,         # its languages
+               titles=()      # normalised titles in it (`_titles`), read as idioms
+              )->bool:
+    "Whether `norm` holds a topic word of `langs` that the rules' discounts leave standing."
+    for lx in (LEXICONS[l] for l in langs if l in LEXICONS):
+        rx = _gate_rx(lx)
+        for m in rx.finditer(norm) if rx is not None else ():
+            if _discount_reason(Cue('passive', lx.lang, m[0], m.start(), m.end(), True), norm, [lx], titles) is None:
+                return True
+    return False
+
+
+# %% ../nbs/05a_safety.ipynb #7aceb9c3
+RISK_MODEL_SETTING = 'MIRASTRAL_RISK_MODEL'  # environment: 'on' or 'off' (else RISK_MODEL_DEFAULT)
+RISK_MODEL_DEFAULT = 'off'  # off: it raises ordinary goodbyes ("Thanks, bye."); see "The decision" below
+_MODEL = {}
+
+def _setting()->bool:
+    "Whether the environment (else `RISK_MODEL_DEFAULT`) turns the model on; an unknown value warns once."
+    on = os.environ.get(RISK_MODEL_SETTING, RISK_MODEL_DEFAULT).strip().lower()
+    if on not in ('on', 'off', '1', '0', 'true', 'false'):
+        if ('setting', on) not in _MODEL:
+            warnings.warn(f"{RISK_MODEL_SETTING}={on!r}: use 'on' or 'off'; using {RISK_MODEL_DEFAULT!r}")
+            _MODEL[('setting', on)] = None
+        on = RISK_MODEL_DEFAULT
+    return on in ('on', '1', 'true')
+
+def risk_model(on:bool|None=None # None: as the setting says; True: the shipped model whatever the setting
+              )->RiskModel|None:
+    "The shipped model (loaded once) when on, else None. Never raises: a bad file warns once, and the rules decide alone."
+    if not (_setting() if on is None else on): return None
+    if 'model' not in _MODEL:
+        try: _MODEL['model'] = load_risk_model(RISK_MODEL_FILE)
+        except (OSError, ValueError) as e:
+            warnings.warn(f"crisis guardrail: the statistical risk model is not used ({e}); the rules alone decide")
+            _MODEL['model'] = None
+    return _MODEL['model']
+
+
 # %% ../nbs/05a_safety.ipynb #c2667c58
 _QUOTED = re.compile(r'["“”«»《》「」『』„]([^"“”«»《》「」『』„\n]{2,60})["“”«»《》「」『』]')
 _TOKEN = re.compile(r"[^\W\d_][\w'’-]*|[.!?;:]+")
@@ -409,21 +557,34 @@ def _frame_languages(lang:str, norm:str)->set:
             out.add(lx.lang)
     return out
 
-def assess(text:str # one client message
+def _second_opinion(a:Assessment, text:str, norm:str, langs:set, model:RiskModel)->Assessment:
+    "`a` (the rules found nothing) raised to 'elevated' when the gate opens and `model` is confident enough."
+    if not model_gate(norm, langs, _titles(text)): return a
+    a.score = model.prob(norm, langs)
+    if a.score >= model.threshold:
+        a.level, a.cues = 'elevated', [Cue('model', a.language, f'p={a.score:.2f}', 0, len(norm))]
+    return a
+
+def assess(text:str,                     # one client message
+           model:RiskModel|bool|None=None # None: the shipped model if the setting is on (`risk_model`); False: rules only
           )->Assessment:
     "Risk level of `text` with the cues that count, its language, the discounted cues and the escalators seen."
     norm = normalize(text)
     lang = detect_language(text, norm)
     own = [LEXICONS[lang]] if lang in LEXICONS else []
     kept, discounted = [], []
-    cues = find_cues(norm, langs=_frame_languages(lang, norm))
+    langs = _frame_languages(lang, norm)
+    cues = find_cues(norm, langs=langs)
     titles = _titles(text) if cues else []
     for c in cues:
         lxs = [LEXICONS[c.language]] + [lx for lx in own if lx.lang != c.language]
         reason = _discount_reason(c, norm, lxs, titles)
         if reason: discounted.append((c, reason))
         else: kept.append(c)
-    if not kept: return Assessment('none', [], lang, discounted)
+    if not kept:
+        model = risk_model(model) if model is None or model is True else model
+        a = Assessment('none', [], lang, discounted)
+        return _second_opinion(a, text, norm, langs, model) if model and not discounted else a
     level = max((RISK_CATEGORIES[c.category] for c in kept), key=LEVELS.index)
     lxs = [LEXICONS[l] for l in dict.fromkeys([c.language for c in kept] + [lx.lang for lx in own])]
     esc = [(g, lx.lang, m[0]) for lx in lxs for g, rx in lx.escalate.items() for m in rx.finditer(norm)]
@@ -444,9 +605,9 @@ DEVSET = RESOURCES/'safety_devset'
 RISK_CATS = tuple(RISK_CATEGORIES)
 HARD_NEGATIVES = ('negation', 'past_recovery', 'clinical_news', 'third_party', 'idiom_title', 'benign_time_means')
 EVERYDAY = ('everyday', 'distress')
-SPLITS = ('dev', 'holdout', 'tuning', 'test', 'all')  # tuning: dev + holdout; test: the blind split in test/
+SPLITS = ('dev', 'holdout', 'tuning', 'train', 'test', 'all')  # tuning: dev + holdout; train/ and test/: folders
 
-def _read_devset_file(p:Path, split:str|None=None # force this split (files of a `test/` folder)
+def _read_devset_file(p:Path, split:str|None=None # force this split (files of a `train/` or `test/` folder)
                      )->list[dict]:
     rows = []
     for i, line in enumerate(p.read_text(encoding='utf-8').splitlines(), 1):
@@ -463,14 +624,14 @@ def _read_devset_file(p:Path, split:str|None=None # force this split (files of a
     return rows
 
 def _devset_files(data:Path)->list[tuple[Path, str|None]]:
-    "(file, forced split): a file, a folder's `*.jsonl`, and its `test/*.jsonl` (the blind split) when it has one."
+    "(file, forced split): a file, a folder's `*.jsonl`, and its `train/` and `test/` subfolders' (each its split)."
     if not data.is_dir(): return [(data, None)]
-    test = data.name == 'test'
-    files = [(p, 'test' if test else None) for p in sorted(data.glob('*.jsonl'))]
-    return files + [(p, 'test') for p in sorted((data/'test').glob('*.jsonl'))]
+    forced = data.name if data.name in ('train', 'test') else None
+    files = [(p, forced) for p in sorted(data.glob('*.jsonl'))]
+    return files + [(p, s) for s in ('train', 'test') for p in sorted((data/s).glob('*.jsonl'))]
 
 def load_devset(data:Path|None=None, # a JSONL file or a folder of `<lang>.jsonl` (default: the shipped development set)
-                split:str='dev'      # 'dev', 'holdout', 'tuning' (both), 'test' (the blind split) or 'all'
+                split:str='dev'      # 'dev', 'holdout', 'tuning' (both), 'train', 'test' (the blind split), 'all'
                )->list[dict]:
     "Labelled messages of `data` in `split`: id, lang, text, label, level, category, split."
     data = Path(data or DEVSET)
@@ -499,7 +660,7 @@ def score_messages(rows:list[dict], # from `load_devset`
         if isinstance(a, Assessment):
             extra = {'pred': a.level, 'detected_language': a.language,
                      'cues': [f'{c.category}:{c.language}:{c.span}' for c in a.cues],
-                     'discounted': [f'{why}:{c.language}:{c.span}' for c, why in a.discounted]}
+                     'discounted': [f'{why}:{c.language}:{c.span}' for c, why in a.discounted], 'model_p': a.score}
         else: extra = {'pred': a or 'none'}
         out.append({**r, **extra, 'ms': ms})
     return out
@@ -665,6 +826,17 @@ def model_safety_eval(run:Path,                 # a training OUTPUT_DIR, its fin
 # %% ../nbs/05a_safety.ipynb #494126ed
 _COLUMNS = {'tuning': 'tuning (dev+holdout)', 'test': 'test (blind)'}
 
+@contextmanager
+def _setting_as(value:str):
+    "`RISK_MODEL_SETTING` set to `value` inside the block (the detector and the chat guardrail read it), then restored."
+    if value not in ('on', 'off'): raise ValueError(f"risk_model {value!r}: use 'on' or 'off'")
+    old = os.environ.get(RISK_MODEL_SETTING)
+    os.environ[RISK_MODEL_SETTING] = value
+    try: yield
+    finally:
+        if old is None: os.environ.pop(RISK_MODEL_SETTING, None)
+        else: os.environ[RISK_MODEL_SETTING] = old
+
 def _default_splits(data:Path|None)->list[str]:
     "The splits `data` has, of 'tuning' and 'test' (the default evaluation reports them side by side)."
     got = {r['split'] for p, s in _devset_files(Path(data or DEVSET)) for r in _read_devset_file(p, s)}
@@ -677,9 +849,13 @@ def safety_eval(run:Path|None=None,        # a training run or export: also meas
                 max_messages:int|None=None,  # cap on the messages sent through the model (RUN mode)
                 max_new_tokens:int=96,
                 country:str='US',
-                progress:bool=True
+                progress:bool=True,
+                use_risk_model:str|None=None # 'on' / 'off': the statistical model beside the rules (default: the setting)
                )->dict:
     "Measure the detector (and a model) on `data`; writes report.json/.md, predictions.jsonl (+ model_...), a PNG."
+    if use_risk_model is not None:
+        with _setting_as(use_risk_model): return safety_eval(run, data, split, out, max_messages, max_new_tokens, country,
+                                                         progress)
     if data is not None and not Path(data).exists():
         raise FileNotFoundError(f"{data}: no such file or folder (give a JSONL file or a folder)")
     splits = [split] if split else _default_splits(data)
@@ -696,8 +872,11 @@ def safety_eval(run:Path|None=None,        # a training run or export: also meas
         atomic_write_text(out/'model_predictions.jsonl', lines)
     name = lambda s: 'detector' if len(splits) == 1 else _COLUMNS.get(s, s)
     table = safety_table(m, {**{name(s): per[s] for s in splits[1:]}, **(model or {})}, name(splits[0]))
+    rm = risk_model()
     meta = {'data': str(data or DEVSET), 'split': split, 'splits': splits, 'run': None if run is None else str(run),
-            'max_messages': max_messages}
+            'max_messages': max_messages, 'risk_model': 'off' if rm is None else
+            f"on (threshold {rm.threshold}, trained {rm.card.get('trained', '?')})"}
+    table += f"\nstatistical risk model beside the rules: {meta['risk_model']}"
     report = {'meta': meta, 'detector': m, 'splits': per, 'model': model}
     atomic_write_text(out/'report.json', json.dumps(report, indent=2) + '\n')
     lines = ''.join(json.dumps(r, ensure_ascii=False) + '\n' for x in scored.values() for r in x)
@@ -705,4 +884,135 @@ def safety_eval(run:Path|None=None,        # a training run or export: also meas
     atomic_write_text(out/'report.md', f"# Safety evaluation\n\n{json.dumps(meta)}\n\n```\n{table}\n```\n")
     png = plot_safety(m, out/'safety_eval.png', model)
     return {'metrics': m, 'splits': per, 'model': model, 'table': table, 'dir': out, 'png': png}
+
+
+# %% ../nbs/05a_safety.ipynb #f38c2c38
+def _model_inputs(text:str)->tuple[str, set]:
+    "The normalised message and the languages `assess` reads it in: what the model sees."
+    norm = normalize(text)
+    return norm, _frame_languages(detect_language(text, norm), norm)
+
+def _adam_logistic(X:list, y:np.ndarray, bits:int, l2:float, epochs:int, lr:float)->tuple[np.ndarray, float]:
+    "Weights and bias minimising the mean logistic loss + l2/2 |w|^2 on sparse rows X [(idx, val)], by full-batch Adam."
+    n, size = len(X), 1 << bits
+    rows = np.concatenate([np.full(len(i), r) for r, (i, _) in enumerate(X)])
+    cols = np.concatenate([i for i, _ in X])
+    vals = np.concatenate([v for _, v in X]).astype(np.float64)
+    theta, m, v = np.zeros(size + 1), np.zeros(size + 1), np.zeros(size + 1)  # the last one is the bias
+    for t in range(1, epochs + 1):
+        z = np.bincount(rows, vals * theta[cols], n) + theta[-1]
+        g = (_sigmoid(z) - y) / n
+        grad = np.append(np.bincount(cols, vals * g[rows], size) + l2 * theta[:-1], g.sum())
+        m = 0.9 * m + 0.1 * grad
+        v = 0.999 * v + 0.001 * grad ** 2
+        theta -= lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    return theta[:-1].astype(np.float32), float(theta[-1])
+
+def train_risk_model(rows:list[dict],           # labelled messages (`load_devset`): text and label
+                     bits:int=18,               # 2**bits hashed buckets
+                     lexicon_weight:float=2.0,  # the lexicon block's weight beside the n-grams
+                     l2:float=1e-4,             # L2 penalty
+                     epochs:int=200,            # full-batch Adam steps
+                     lr:float=0.05,             # Adam step size
+                     threshold:float=0.5,       # stored with the model; choose it with `cv_risk_model` + `pick_threshold`
+                     features:list|None=None    # `risk_features` of each row, when already computed
+                    )->RiskModel:
+    "A `RiskModel` fitted to `rows` (risk = 1, benign = 0): deterministic, a few seconds for a few thousand rows."
+    X = features or [risk_features(*_model_inputs(r['text']), bits, lexicon_weight) for r in rows]
+    y = np.array([r['label'] == 'risk' for r in rows], float)
+    w, b = _adam_logistic(X, y, bits, l2, epochs, lr)
+    hyper = {'bits': bits, 'lexicon_weight': lexicon_weight, 'l2': l2, 'epochs': epochs, 'lr': lr}
+    return RiskModel(w, b, threshold, lexicon_weight, {'hyper_parameters': hyper, 'messages': len(rows)})
+
+
+# %% ../nbs/05a_safety.ipynb #a5957e4d
+def cv_risk_model(rows:list[dict], # labelled messages
+                  folds:int=5,
+                  seed:int=0,      # how (language, category) cells are dealt to folds
+                  **hyper          # `train_risk_model`'s settings
+                 )->list[dict]:
+    "Each row with `p` (out of fold: its language x category cell held out), `rules` (their level), `asked` (gate)."
+    bits, lw = hyper.get('bits', 18), hyper.get('lexicon_weight', 2.0)
+    cells = sorted({(r['lang'], r['category']) for r in rows})
+    random.Random(seed).shuffle(cells)
+    fold = {c: i % folds for i, c in enumerate(cells)}
+    out, X = [], []
+    for r in rows:
+        a = assess(r['text'], model=False)
+        norm, langs = _model_inputs(r['text'])
+        asked = a.level == 'none' and not a.discounted and model_gate(norm, langs, _titles(r['text']))
+        out.append({**r, 'rules': a.level, 'asked': asked, 'fold': fold[(r['lang'], r['category'])]})
+        X.append(risk_features(norm, langs, bits, lw))
+    for k in range(folds):
+        fit = [i for i, r in enumerate(out) if r['fold'] != k]
+        m = train_risk_model([rows[i] for i in fit], features=[X[i] for i in fit], **hyper)
+        for r, x in ((r, X[i]) for i, r in enumerate(out) if r['fold'] == k):
+            r['p'] = float(_sigmoid(float(m.weights[x[0]] @ x[1]) + m.bias))
+    return out
+
+def cv_scored(cv:list[dict], threshold:float)->list[dict]:
+    "The cross-validated rows as `score_messages` gives them (`pred`): the rules' level, or 'elevated' from the model."
+    return [{**r, 'pred': 'elevated' if r['rules'] == 'none' and r['asked'] and r['p'] >= threshold else r['rules']}
+            for r in cv]
+
+
+# %% ../nbs/05a_safety.ipynb #59d74a17
+def _added(cv:list[dict], t:float, cats)->float:
+    "Share of the rows of `cats` that the model raises at threshold `t` (the rules having left them at none)."
+    xs = [r for r in cv if r['category'] in cats]
+    return float(sum(r['rules'] == 'none' and r['asked'] and r['p'] >= t for r in xs) / max(len(xs), 1))
+
+def pick_threshold(cv:list[dict],           # from `cv_risk_model`
+                   max_everyday:float=0.005, # the model's own false alarms on everyday + distress, at most
+                   max_hard:float=0.01,      # ... on hard negatives, at most
+                   grid=tuple(np.round(np.arange(0.3, 1.0, 0.01), 2))
+                  )->dict:
+    "The lowest threshold of `grid` within both budgets, with what the model adds there (recall, false alarms)."
+    for t in grid:
+        fa = {'everyday': _added(cv, t, EVERYDAY), 'hard': _added(cv, t, HARD_NEGATIVES)}
+        if fa['everyday'] <= max_everyday and fa['hard'] <= max_hard: break
+    else: t = 1.0
+    return {'threshold': float(t), 'added_recall': round(_added(cv, t, RISK_CATS), 4),
+            'added_false_alarm_everyday': round(_added(cv, t, EVERYDAY), 4),
+            'added_false_alarm_hard': round(_added(cv, t, HARD_NEGATIVES), 4)}
+
+
+# %% ../nbs/05a_safety.ipynb #251e2276
+def _summary(m:dict)->dict:
+    "The headline rates of `safety_metrics` output, and recall / false alarms per category."
+    keys = ('recall', 'recall_en', 'recall_other', 'false_alarm_hard', 'false_alarm_everyday')
+    return {**{k: m[k]['rate'] for k in keys}, 'by_category': {c: v['rate'] for c, v in m['by_category'].items()}}
+
+def _repo_path(p:Path)->str:
+    "`p` relative to the repository when it lies inside it (a card names its data the same on every machine)."
+    root, p = RESOURCES.resolve().parent.parent, Path(p).resolve()
+    return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+
+def build_risk_model(train:Path|None=None,      # the train split's folder (default: safety_devset/train)
+                     out:Path|None=RISK_MODEL_FILE, # where to write weights + card (None: don't write)
+                     max_everyday:float=0.005, max_hard:float=0.01, # `pick_threshold`'s budgets
+                     **hyper                     # `train_risk_model`'s settings
+                    )->RiskModel:
+    "Cross-validate on tuning + train, pick the threshold, fit on all of it; weights and card written to `out`."
+    train = Path(train or DEVSET/'train')
+    rows = load_devset(split='tuning') + load_devset(train, 'train')
+    cv = cv_risk_model(rows, **hyper)
+    pick = pick_threshold(cv, max_everyday, max_hard)
+    m = train_risk_model(rows, threshold=pick['threshold'], **hyper)
+    per = lambda rs, t: _summary(safety_metrics(cv_scored(rs, t)))
+    unseen = [r for r in cv if r['split'] == 'train']  # the rows the rules were not written on
+    m.card = {'model': 'logistic regression over hashed character 1-5-grams, words, word pairs and lexicon classes',
+              'trained': time.strftime('%Y-%m-%d'), 'threshold': pick['threshold'], **m.card,
+              'data': {'tuning (dev+holdout)': sum(r['split'] != 'train' for r in rows), 'train': len(unseen),
+                       'languages': sorted({r['lang'] for r in rows}), 'train_folder': _repo_path(train),
+                       'train_files_sha256': {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+                                              for p in sorted(train.glob('*.jsonl'))},
+                       'written_by': 'LLM helpers (no clinician review); the blind test split was not used'},
+              'cross_validation': {'folds': '5, whole language x category cells held out', 'budget':
+                                   {'max_everyday': max_everyday, 'max_hard': max_hard}, 'pick': pick,
+                                   'rules_only': per(cv, 2.0), 'rules_and_model': per(cv, pick['threshold']),
+                                   'train_rows_rules_only': per(unseen, 2.0) if unseen else None,
+                                   'train_rows_rules_and_model': per(unseen, pick['threshold']) if unseen else None}}
+    if out is not None: save_risk_model(m, out)
+    return m
 
