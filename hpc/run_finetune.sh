@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# MiraStral training job: papermill runs nbs/03_train.ipynb headless and writes the executed notebook next to the
-# checkpoints. Submit with `qsub hpc/run_finetune.sh` (PBS/Torque or Grid Engine), or run it directly:
+# MiraStral training job: papermill runs nbs/03_train.ipynb headless (its prose, code and training cells; its tests
+# run in `make test`) and writes the executed notebook next to the checkpoints. Submit with `qsub hpc/run_finetune.sh` (PBS/Torque or Grid Engine), or run it directly:
 # `bash hpc/run_finetune.sh` trains the embedded tiny model on the demo data, no scheduler needed.
 #
 # Settings, later wins:  TrainConfig defaults  <  MIRASTRAL_CONFIG (YAML)  <  environment  <  MIRASTRAL_PARAMS
@@ -92,22 +92,6 @@ PARAMS+=("${EXTRA[@]}")
 echo "[mirastral] settings, later wins: TrainConfig defaults < config file ${MIRASTRAL_CONFIG:-(none)}" \
      "< environment ${FROM_ENV[*]:-(none)} < MIRASTRAL_PARAMS ${MIRASTRAL_PARAMS:-(none)}"
 
-# Check everything before anything heavy starts: settings, model size vs. GPU, data, output_dir.
-check() { mirastral train "${CONFIG_ARGS[@]}" "${PARAMS[@]}" --dry-run; }
-RESOLVED=$(check) || { rc=$?; echo "$RESOLVED"; echo "[mirastral] the settings check failed (exit $rc): nothing was started"; exit 2; }
-echo "$RESOLVED" | grep -v '^resolved '
-resolved() { sed -n "s/^resolved $1=//p" <<< "$RESOLVED" | tail -1; }
-OUTPUT_DIR=$(resolved output_dir)
-if [ "$(resolved data_ready)" = 0 ]; then  # only the embedded model's default: the demo data, made here once
-  echo "[mirastral] making the demo data ($(resolved data_dir))"; mirastral demo --max-steps 0 --no-progress || exit 1
-  RESOLVED=$(check) || { rc=$?; echo "$RESOLVED"; exit 2; }
-fi
-[ "${MIRASTRAL_DRY_RUN:-0}" = 1 ] && { echo "[mirastral] dry run: nothing trained"; exit 0; }
-mkdir -p "$OUTPUT_DIR/results"
-STAMP=$(date +%Y%m%d-%H%M%S)
-STARTED=$(mktemp)  # outcome files newer than this were written by this run
-trap 'rm -f "$STARTED"' EXIT
-
 # What the scheduler allocated: GPUs on this node, and the node list.
 if [ -z "${NPROC_PER_NODE:-}" ]; then
   if [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then NPROC_PER_NODE=$(echo "$CUDA_VISIBLE_DEVICES" | tr ',' '\n' | grep -c .)
@@ -125,6 +109,23 @@ if [ -n "$HOSTFILE" ] && [ -f "$HOSTFILE" ]; then
   fi
 fi
 
+# Check everything before anything heavy starts: settings, model size vs. GPU, data, output_dir (the run's identity
+# counts its processes: WORLD_SIZE as torchrun will set it).
+check() { WORLD_SIZE=$((NPROC_PER_NODE * ${NNODES:-1})) mirastral train "${CONFIG_ARGS[@]}" "${PARAMS[@]}" --dry-run; }
+RESOLVED=$(check) || { rc=$?; echo "$RESOLVED"; echo "[mirastral] the settings check failed (exit $rc): nothing was started"; exit 2; }
+echo "$RESOLVED" | grep -v '^resolved '
+resolved() { sed -n "s/^resolved $1=//p" <<< "$RESOLVED" | tail -1; }
+OUTPUT_DIR=$(resolved output_dir)
+if [ "$(resolved data_ready)" = 0 ]; then  # only the embedded model's default: the demo data, made here once
+  echo "[mirastral] making the demo data ($(resolved data_dir))"; mirastral demo --max-steps 0 --no-progress || exit 1
+  RESOLVED=$(check) || { rc=$?; echo "$RESOLVED"; exit 2; }
+fi
+[ "${MIRASTRAL_DRY_RUN:-0}" = 1 ] && { echo "[mirastral] dry run: nothing trained"; exit 0; }
+mkdir -p "$OUTPUT_DIR/results"
+STAMP=$(date +%Y%m%d-%H%M%S)
+STARTED=$(mktemp)  # outcome files newer than this were written by this run
+trap 'rm -f "$STARTED"' EXIT
+
 # The trainer runs in its own session (setsid): schedulers signal the job's whole process group, and papermill
 # would die of a SIGUSR1 meant for training. Only this script receives them, and it forwards them below.
 if [ "$NPROC_PER_NODE" -gt 1 ] || [ "${NNODES:-1}" -gt 1 ]; then
@@ -136,8 +137,17 @@ else
   RAW=()  # papermill -r: raw strings, so "None" or "1e-4" stay text until TrainConfig converts them by field type
   for ((i = 0; i < ${#PARAMS[@]}; i += 3)); do RAW+=(-r "${PARAMS[i+1]}" "${PARAMS[i+2]}"); done
   [ -n "${MIRASTRAL_CONFIG:-}" ] && RAW+=(-r config_file "$MIRASTRAL_CONFIG")
-  setsid papermill nbs/03_train.ipynb "$OUTPUT_DIR/results/03_train.$STAMP.ipynb" -k mirastral --log-output --cwd . \
-            "${RAW[@]}" &
+  # The chapter without its show-and-test cells (those run in `nbdev_test`, not in every job): its prose, the exported
+  # code, the parameters cell and the cell that trains.
+  JOBNB=$OUTPUT_DIR/results/.03_train.job.ipynb
+  python - nbs/03_train.ipynb "$JOBNB" <<'PY' || { echo "[mirastral] could not prepare the notebook"; exit 1; }
+import nbformat, sys
+nb = nbformat.read(sys.argv[1], as_version=4)
+def runs(c): return 'parameters' in c.metadata.get('tags', []) or c.source.startswith(('#| export', '#| slow'))
+nb.cells = [c for c in nb.cells if c.cell_type == 'markdown' or runs(c)]
+nbformat.write(nb, sys.argv[2])
+PY
+  setsid papermill "$JOBNB" "$OUTPUT_DIR/results/03_train.$STAMP.ipynb" -k mirastral --log-output --cwd . "${RAW[@]}" &
 fi
 child=$!
 warned=

@@ -744,7 +744,7 @@ def chosen_checkpoint(cfg:TrainConfig, trainer:Trainer)->tuple[Path|None, str]:
         if st.best_global_step and (results/f'checkpoint-{st.best_global_step}').is_dir():
             best = f"best checkpoint: step {st.best_global_step} of {st.global_step}, eval loss {st.best_metric:.4f}"
             return results/f'checkpoint-{st.best_global_step}', best
-        why = 'last step: no checkpoint improved on the validation loss before training'
+        why = 'last step: no evaluated checkpoint to choose from'
     else: why = 'last step (final_adapter: last)'
     return (last if last.is_dir() else None), why
 

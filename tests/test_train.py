@@ -71,7 +71,7 @@ def test_kill9_while_a_checkpoint_and_then_the_final_model_are_written(data, uni
     assert (out/'results'/'checkpoint-4'/'trainer_state.json').exists()
     r = killed_at('final', 0, out, data)              # resumes from checkpoint-4, trains to 16, killed as it publishes
     assert r.returncode == -signal.SIGKILL, r.stdout[-2000:] + r.stderr[-2000:]
-    assert 'checkpoint-8 is incomplete (missing optimizer.pt' in r.stdout, r.stdout[-3000:]
+    assert 'checkpoint-8 is incomplete (missing trainer_state.json, optimizer.pt' in r.stdout, r.stdout[-3000:]
     assert f"resuming from {out/'results'/'checkpoint-4'}" in r.stdout, r.stdout[-3000:]
     assert list((out/'results'/'incomplete').glob('checkpoint-8-*'))   # kept for a person to look at, not deleted
     assert not (out/'final_model').exists() and list(out.glob('.final_model.tmp-*'))

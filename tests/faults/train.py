@@ -130,7 +130,8 @@ CASES = [
     # the settings: checked when the config is made
     Case('train-gradient-accumulation-negative', P('gradient_accumulation_steps', '-1'), 2,
          'gradient_accumulation_steps: must be >= 1, got -1', nothing_written),
-    Case('train-negative-learning-rate', P('learning_rate', '-0.0001'), 2, 'learning_rate: must be > 0', nothing_written),
+    Case('train-negative-learning-rate', P('learning_rate', '-0.0001'), 2, 'learning_rate: must be > 0',
+         nothing_written),
     Case('train-max-steps-zero', P('max_steps', '0'), 2, 'max_steps: must be -1 (use num_train_epochs) or >= 1'),
     Case('train-overflow-bogus', P('overflow', 'bogus'), 2, "overflow: expected one of trim_history, drop"),
     Case('train-batching-bogus', P('batching', 'rows'), 2, "batching: expected one of packed, padded"),
