@@ -112,13 +112,13 @@ fi
 # Check everything before anything heavy starts: settings, model size vs. GPU, data, output_dir (the run's identity
 # counts its processes: WORLD_SIZE as torchrun will set it).
 check() { WORLD_SIZE=$((NPROC_PER_NODE * ${NNODES:-1})) mirastral train "${CONFIG_ARGS[@]}" "${PARAMS[@]}" --dry-run; }
-RESOLVED=$(check) || { rc=$?; echo "$RESOLVED"; echo "[mirastral] the settings check failed (exit $rc): nothing was started"; exit 2; }
+RESOLVED=$(check 2>&1) || { rc=$?; echo "$RESOLVED"; echo "[mirastral] the settings check failed (exit $rc): nothing was started"; exit 2; }
 echo "$RESOLVED" | grep -v '^resolved '
 resolved() { sed -n "s/^resolved $1=//p" <<< "$RESOLVED" | tail -1; }
 OUTPUT_DIR=$(resolved output_dir)
 if [ "$(resolved data_ready)" = 0 ]; then  # only the embedded model's default: the demo data, made here once
   echo "[mirastral] making the demo data ($(resolved data_dir))"; mirastral demo --max-steps 0 --no-progress || exit 1
-  RESOLVED=$(check) || { rc=$?; echo "$RESOLVED"; exit 2; }
+  RESOLVED=$(check 2>&1) || { rc=$?; echo "$RESOLVED"; exit 2; }
 fi
 [ "${MIRASTRAL_DRY_RUN:-0}" = 1 ] && { echo "[mirastral] dry run: nothing trained"; exit 0; }
 mkdir -p "$OUTPUT_DIR/results"

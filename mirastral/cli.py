@@ -42,7 +42,7 @@ def cmd_train(a):
     if getattr(a, 'overwrite', False): params['overwrite'] = 'true'
     cfg = make_config(a.config, params)
     if getattr(a, 'dry_run', False):
-        print(dry_run(cfg))
+        dry_run(cfg)  # prints as it checks
         return 0
     summary = train(cfg, progress=not getattr(a, 'no_progress', False))
     print(describe(summary))

@@ -106,6 +106,7 @@ _CHOICES = {'overflow': ('trim_history', 'drop'), 'batching': tuple(COLLATORS),
            'optim': ('auto', *(o.value for o in OptimizerNames)),
            'report_to': ('none', 'all', *INTEGRATION_TO_CALLBACK)}
 
+# %% ../nbs/03_train.ipynb #f730f162
 def _typed(name, v, typ):
     "`v` if it has type `typ` (an integer is a number too), else a ValueError naming the field."
     if typ is float and isinstance(v, int) and not isinstance(v, bool): return float(v)
@@ -129,6 +130,7 @@ def _misaligned(cfg)->str|None:
     return (f"eval_steps ({cfg.eval_steps}) must be a multiple of save_steps ({cfg.save_steps}), so that every "
             "evaluation lands on a checkpoint the best adapter can be taken from (or set final_adapter: last)")
 
+# %% ../nbs/03_train.ipynb #a25d128f
 def check_config(cfg)->None:
     "Check the types, ranges and choices of the fields of `cfg`: one ValueError naming each bad one, before any work."
     hints, problems = typing.get_type_hints(type(cfg)), []
@@ -198,6 +200,7 @@ def _read_yaml(path:Path)->dict:
                          f"not a {type(vals).__name__}")
     return vals
 
+# %% ../nbs/03_train.ipynb #bf6707d0
 def _unknown(names, where:str)->str:
     "The error for unknown field `names`, with the closest known name for each."
     known = [f.name for f in fields(TrainConfig)]
@@ -291,6 +294,7 @@ def _field_error(rec:dict)->str|None:
             return bad(f"tools[{k}]", t, 'an object with function.name')
     return None
 
+# %% ../nbs/03_train.ipynb #f0f787a9
 def read_conversations(path:Path)->list[dict]:
     "The records of canonical JSONL file `path`, checked against the schema; an error names the file, line and problem."
     path, recs = Path(path), []
@@ -377,6 +381,7 @@ def _tokenize(cfg:TrainConfig, progress:bool, records:dict)->tuple[Dataset, Data
     ev_stats.pop('dropped_examples')
     return cols(tr), cols(ev), {'train': tr_stats, 'eval': ev_stats}
 
+# %% ../nbs/03_train.ipynb #84344203
 @contextlib.contextmanager
 def _quiet_datasets():
     "No 'Saving the dataset' bars for a cache write that takes milliseconds."
@@ -399,6 +404,7 @@ def _cache_write(d:Path, tr:Dataset, ev:Dataset, stats:dict):
     try: tmp.rename(d)
     except OSError: shutil.rmtree(tmp, ignore_errors=True)  # written meanwhile by another run
 
+# %% ../nbs/03_train.ipynb #d9d3eb5e
 def load_datasets(cfg:TrainConfig, progress:bool=True, records:dict|None=None)->tuple[Dataset, Dataset, dict]:
     "Train and eval datasets of serving-parity examples, and statistics (cached); `records`: those of `read_data`."
     records = records or read_data(cfg)
@@ -748,6 +754,7 @@ def chosen_checkpoint(cfg:TrainConfig, trainer:Trainer)->tuple[Path|None, str]:
     else: why = 'last step (final_adapter: last)'
     return (last if last.is_dir() else None), why
 
+# %% ../nbs/03_train.ipynb #fd146e02
 def run_summary(cfg:TrainConfig, trainer:Trainer, res, ex_stats:dict, last:Path|None, n_train:int, t0:float)->dict:
     "The summary of a finished or interrupted run (also written to training_summary.json)."
     sig = next(c for c in trainer.callback_handler.callbacks if isinstance(c, SignalCheckpoint)).received
@@ -874,27 +881,28 @@ def describe(summary:dict)->str:
 
 # %% ../nbs/03_train.ipynb #2eb895cf
 def dry_run(cfg:TrainConfig)->str:
-    "What `train` would do with `cfg`, checked without loading a model or writing; ends with `resolved NAME=VALUE`."
-    lines = [settings_text(cfg)]
+    "Say (print, and return) what `train` would do with `cfg`, checked without loading a model or writing anything."
+    lines = []
+    def say(*xs):
+        for x in xs: print(x, flush=True)
+        lines.extend(xs)
+    say(settings_text(cfg))
     n = check_device(cfg)
     cuda = torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'
-    lines.append(f"model: {cfg.model_name_or_path}, {n / 1e6:,.1f} M parameters; torch {torch.__version__}, "
-                 f"CUDA device: {cuda}")
+    say(f"model: {cfg.model_name_or_path}, {n / 1e6:,.1f} M parameters; torch {torch.__version__}, CUDA device: {cuda}")
     dd, out = cfg.resolved_data_dir(), cfg.resolved_output_dir()
     if not cfg.data_dir and not (dd/'train.jsonl').exists():  # the embedded model's demo data, not made yet
-        lines += [f"data: {dd} (the demo data) does not exist yet: `mirastral demo --max-steps 0` makes it",
-                  f"resolved output_dir={out}", f"resolved data_dir={dd}", "resolved data_ready=0"]
+        say(f"data: {dd} (the demo data) does not exist yet: `mirastral demo --max-steps 0` makes it",
+            f"resolved output_dir={out}", f"resolved data_dir={dd}", "resolved data_ready=0")
         return '\n'.join(lines)
     cfg, records = prepare_run(cfg)
-    n_train, n_val = len(records['train']), len(records['val'])
-    lines.append(f"data: {n_train} training and {n_val} validation conversations in {dd}, checked")
+    say(f"data: {len(records['train'])} training and {len(records['val'])} validation conversations in {dd}, checked")
     why, last = run_difference(out, run_identity(cfg)), latest_checkpoint(out/'results', set_aside=False)[0]
     if why and not cfg.overwrite:
         raise ValueError(f"{out} holds a different run ({'; '.join(why)}): choose another output_dir, or overwrite")
     state = ('holds a different run, to be moved aside (overwrite)' if why else 'already finished'
              if finished_summary(out) else f'resumes from {last.name}' if last else 'a new run')
-    lines += [f"output_dir: {out}: {state}", f"resolved output_dir={out}", f"resolved data_dir={dd}",
-              "resolved data_ready=1"]
+    say(f"output_dir: {out}: {state}", f"resolved output_dir={out}", f"resolved data_dir={dd}", "resolved data_ready=1")
     return '\n'.join(lines)
 
 # %% ../nbs/03_train.ipynb #2180afe0

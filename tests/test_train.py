@@ -156,7 +156,7 @@ def test_job_script_hygiene(data, tmp_path):
     r = job({'DATA_DIR': str(data), 'MIRASTRAL_PARAMS': '-p max_steps'}, tmp_path)
     assert r.returncode == 2 and "must be '-p NAME VALUE' groups" in r.stderr, r.stdout + r.stderr
     r = job({'DATA_DIR': str(data), 'MIRASTRAL_PARAMS': '-p max_steps 0'}, tmp_path)
-    assert r.returncode == 2 and 'max_steps: must be -1' in r.stderr and 'nothing was started' in r.stdout, r.stderr
+    assert r.returncode == 2 and 'max_steps: must be -1' in r.stdout and 'nothing was started' in r.stdout, r.stdout
 
 def test_job_script_stops_a_large_model_without_cuda(data, tmp_path):
     "A 7B-shaped model and a torch without CUDA: the job stops in its settings check, before papermill starts."
@@ -168,7 +168,7 @@ def test_job_script_stops_a_large_model_without_cuda(data, tmp_path):
                   num_attention_heads=32, num_key_value_heads=8, head_dim=128).save_pretrained(m7)
     r = job({'DATA_DIR': str(data), 'OUTPUT_DIR': str(tmp_path/'o'), 'MIRASTRAL_PARAMS': f'-p model_name_or_path {m7}'},
             tmp_path, dry=False)
-    assert r.returncode == 2 and '7.2 B parameters and torch' in r.stderr, r.stderr
+    assert r.returncode == 2 and '7.2 B parameters and torch' in r.stdout, r.stdout + r.stderr
     assert 'papermill' not in r.stdout and not (tmp_path/'o').exists()
 
 def test_job_script_runs_locally_without_a_scheduler(data, tmp_path):
