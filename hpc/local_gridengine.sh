@@ -15,7 +15,10 @@
 # - the host must be an admin, submit and execution host, and a queue (all.q, one slot per core) must exist;
 # - the default configuration refuses jobs of users with uid/gid < 1000 (min_uid / min_gid): root's tests need 0;
 # - a job that exits 99 is requeued, but only starts again once the execution host has reported the end of the last
-#   run (every load_report_time, 40 s by default): 5 s here, and the scheduler runs every 2 s, so tests wait less.
+#   run (every load_report_time, 40 s by default): 5 s here, and the scheduler runs every 2 s, so tests wait less;
+# - with `qsub -notify`, a job to be suspended (`qmod -sj`) gets SIGUSR1 first, the same warning as at its soft
+#   walltime, and SIGSTOP `notify` later (60 s by default): 10 min here, so that a job on a loaded machine has time to
+#   checkpoint and exit 99 before it would be stopped (the scheduler test warns a job that way, at a moment it chooses).
 set -euo pipefail
 export SGE_ROOT=/var/lib/gridengine SGE_CELL=default
 COMMON=$SGE_ROOT/$SGE_CELL/common
@@ -83,6 +86,7 @@ start() {
                         s#^shell .*#shell /bin/bash#" > "$cfg/all.q"
     qconf -Aq "$cfg/all.q" >/dev/null
   fi
+  qconf -sq all.q | grep -q '^notify[[:space:]]*00:10:00' || qconf -mattr queue notify 00:10:00 all.q >/dev/null
   rm -rf "$cfg"
   running sge_execd || { say "starting sge_execd"; /usr/sbin/sge_execd; }
   wait_for 90 "the execution host to report" bash -c "qstat -f -q all.q | grep -q '^all.q@localhost' && ! qstat -f -q all.q -qs u | grep -q '^all.q@'"

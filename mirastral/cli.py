@@ -54,8 +54,13 @@ def cmd_explore(a):
 INTERRUPTED = 99  # exit status of a training run stopped by a signal after saving a checkpoint
 
 def cmd_train(a):
-    from mirastral.train import make_config, train, describe  # torch is imported only when training
-    cfg = make_config(a.config, dict(a.param))
+    from mirastral.train import make_config, train, describe, dry_run  # torch is imported only when training
+    params = dict(a.param)
+    if getattr(a, 'overwrite', False): params['overwrite'] = 'true'
+    cfg = make_config(a.config, params)
+    if getattr(a, 'dry_run', False):
+        dry_run(cfg)  # prints as it checks
+        return 0
     summary = train(cfg, progress=not getattr(a, 'no_progress', False))
     print(describe(summary))
     return INTERRUPTED if summary['status'].startswith('interrupted') else 0
@@ -176,8 +181,14 @@ def build_parser()->argparse.ArgumentParser:
     s.set_defaults(func=cmd_explore)
     s = sub.add_parser('train', help='LoRA / QLoRA training (re-run with the same output_dir to resume)')
     s.add_argument('--config', type=Path, default=None, help='YAML file of TrainConfig fields')
-    s.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'), help='override one field (repeatable)')
-    s.add_argument('--no-progress', action='store_true'); s.set_defaults(func=cmd_train)
+    s.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
+                   help='set one field, later wins (repeatable); order: defaults < --config < -p')
+    s.add_argument('--overwrite', action='store_true',
+                   help='output_dir holds a different run: move it aside to OUTPUT_DIR/replaced-<time>/ and start this one')
+    s.add_argument('--dry-run', action='store_true',
+                   help='check settings, device, data and output_dir, say what would happen, train nothing')
+    s.add_argument('--no-progress', action='store_true')
+    s.set_defaults(func=cmd_train)
     s = sub.add_parser('warmup', help='pretrain the embedded tiny model as a plain-text LM of DATA_DIR/train.jsonl')
     s.add_argument('data_dir', type=Path); s.add_argument('out_dir', type=Path)
     s.add_argument('--steps', type=int, default=DEMO_WARMUP); s.add_argument('--seed', type=int, default=0)
