@@ -11,7 +11,7 @@
 # First checks placement on the GPU in seconds (bench/gpu_placement.py -> $OUT/placement.json: 16-bit and 4-bit loads
 # on this process's GPU, the export's merge there, bf16 kept bf16). Writes $OUT/gpu_results.json (bench_gpu.py's JSON,
 # rewritten after each variant) and $OUT/gpu_check.log, and prints a table last. GPU_CHECK_ARGS adds or overrides bench_gpu.py options (e.g. "--layers 2 --steps 3" for a quick look;
-# on a CPU "--layers 1 --seq 768 --steps 1 --warmup 1" runs the same path). GPU_CHECK_TIMEOUT (seconds, default 500)
+# on a CPU "--layers 1 --seq 1024 --steps 1 --warmup 1" runs the same path). GPU_CHECK_TIMEOUT (seconds, default 500)
 # stops the benchmark in time for its log and the variants already measured to come back. PYTHON, GPU_CHECK_WHEELS
 # (default .whl) and GPU_CHECK_SITE (default /tmp/site) let the same script run on a CPU machine as a test.
 set -uo pipefail

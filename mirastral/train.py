@@ -19,6 +19,7 @@ from transformers.trainer_utils import TrainOutput
 from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.training_args import OptimizerNames
+from transformers.utils import is_torch_tf32_available
 
 from .data import atomic_write_text
 from .schema import RecordError, check_record, mistral_token_count, mistral_tokenizer, tokenizer_path
@@ -29,9 +30,9 @@ from .model import (EMBEDDED, ALL_PROJ, TINY_CONFIG, cache_dir, hf_tokenizer, lo
 # %% auto #0
 __all__ = ['DEMO_DATA', 'LARGE_MODEL', 'SMALL_MODEL', 'IDENTITY_FILE', 'IDENTITY_FIELDS', 'LOCK_FILE', 'TRAINER_ONLY',
            'TrainConfig', 'check_config', 'make_config', 'settings_text', 'model_config', 'model_parameters',
-           'check_device', 'read_conversations', 'read_data', 'examples_key', 'load_datasets', 'model_for',
-           'conversation_text', 'warm_up_base', 'resolved_optim', 'run_identity', 'identity_changes', 'run_exists',
-           'run_difference', 'claim_output_dir', 'latest_checkpoint', 'JsonlLogger', 'SignalCheckpoint',
+           'check_device', 'read_conversations', 'read_data', 'examples_key', 'load_datasets', 'resolved_attention',
+           'model_for', 'conversation_text', 'warm_up_base', 'resolved_optim', 'run_identity', 'identity_changes',
+           'run_exists', 'run_difference', 'claim_output_dir', 'latest_checkpoint', 'JsonlLogger', 'SignalCheckpoint',
            'training_arguments', 'build_trainer', 'write_final_model', 'chosen_checkpoint', 'run_summary',
            'prepare_run', 'finished_summary', 'fit', 'train', 'describe_data', 'record_outcome', 'describe', 'dry_run',
            'parameters_cell']
@@ -51,7 +52,7 @@ class TrainConfig:
     max_train_samples: int = 400          # training conversations used (0: all)
     max_eval_samples: int = 60            # validation conversations evaluated (0: all)
     load_in_4bit: bool = False            # QLoRA: bitsandbytes NF4 + double quantisation
-    attn_implementation: str = 'packed_sdpa'  # 'packed_sdpa' (02_model), 'sdpa', 'eager', 'flash_attention_2' (GPU)
+    attn_implementation: str = 'auto'  # 'auto': sdpa on CUDA, packed_sdpa (02_model) elsewhere; or name one
     lora_r: int = 16                      # LoRA rank
     lora_alpha: int = 32                  # LoRA scale numerator (the scale is lora_alpha / lora_r)
     lora_dropout: float = 0.05            # dropout on the LoRA path
@@ -117,7 +118,7 @@ def _typed(name, v, typ):
 def _choices(name, v)->str|None:
     "Why `v` is not an allowed value of field `name`, or None."
     if name == 'attn_implementation':
-        known = ('eager', *ALL_ATTENTION_FUNCTIONS.valid_keys())
+        known = ('auto', 'eager', *ALL_ATTENTION_FUNCTIONS.valid_keys())
         return None if v in known or '/' in v else f"expected one of {', '.join(known)} (or a hub kernel), got {v!r}"
     if name not in _CHOICES or v in _CHOICES[name]: return None
     opts = _CHOICES[name]
@@ -425,10 +426,15 @@ def load_datasets(cfg:TrainConfig, progress:bool=True, records:dict|None=None)->
 # %% ../nbs/03_train.ipynb #c8bee488
 SMALL_MODEL = 100_000_000  # parameters: below this, 'auto' trains embeddings + output layer and skips checkpointing
 
+def resolved_attention(cfg:TrainConfig)->str:
+    "The attention `cfg` trains with: 'auto' is `sdpa` on CUDA and MiraStral's `packed_sdpa` elsewhere."
+    if cfg.attn_implementation != 'auto': return cfg.attn_implementation
+    return 'sdpa' if torch.cuda.is_available() else 'packed_sdpa'
+
 def model_for(cfg:TrainConfig):
     "The base model of `cfg` with LoRA adapters (QLoRA when `load_in_4bit`); the adapters' init depends on `seed` only."
     model = load_model(cfg.model_name_or_path, load_in_4bit=cfg.load_in_4bit,
-                       attn_implementation=cfg.attn_implementation)
+                       attn_implementation=resolved_attention(cfg))
     model.config.use_cache = False
     small = model.num_parameters() < SMALL_MODEL  # the embedded tiny model or a warm-up of it: cheap to train in full
     gc = (not small) if cfg.gradient_checkpointing == 'auto' else cfg.gradient_checkpointing == 'true'
@@ -691,7 +697,7 @@ def training_arguments(cfg:TrainConfig, results_dir:Path, progress:bool=True,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler_type, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm, optim=resolved_optim(cfg),
-        bf16=cuda and torch.cuda.is_bf16_supported(), fp16=False,
+        bf16=cuda and torch.cuda.is_bf16_supported(), fp16=False, tf32=True if is_torch_tf32_available() else None,
         logging_steps=cfg.logging_steps, report_to=[] if cfg.report_to == 'none' else [cfg.report_to],
         eval_strategy='steps', eval_steps=cfg.eval_steps, eval_on_start=eval_on_start, save_strategy='steps',
         save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit or None,
@@ -852,7 +858,7 @@ def describe_data(cfg:TrainConfig, ex:dict)->str:
     return (f"data: {tr['examples']} training examples from {tr['conversations']} conversations ({tr['tokens']:,} "
             f"tokens, {tr['target_tokens']:,} with loss; serving-parity cost {tr['expansion']}x a whole conversation); "
             f"{ex['eval']['examples']} eval examples (tokenized in {ex['seconds']} s; cache {ex['cache']})\n"
-            f"batching: {how} ({cfg.attn_implementation} attention); output layer and loss on the target tokens only")
+            f"batching: {how} ({resolved_attention(cfg)} attention); output layer and loss on the target tokens only")
 
 def record_outcome(cfg:TrainConfig, trainer:Trainer, tok, summary:dict)->Path:
     "Write the outcome: final_model/ (atomically) after a finished run, results/training_summary.json after a signal."
