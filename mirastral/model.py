@@ -20,8 +20,8 @@ from .schema import tokenizer_path
 # %% auto #0
 __all__ = ['EMBEDDED', 'MISTRAL_7B', 'TINY_CONFIG', 'ALL_PROJ', 'hf_tokenizer', 'cache_dir', 'create_tiny_model',
            'device_map_for', 'resolve_model_path', 'compute_dtype', 'load_model', 'packed_starts',
-           'packed_sdpa_forward', 'trainable_share', 'cast_frozen', 'add_lora', 'run_final_dir', 'model_kind',
-           'safetensors_header', 'check_weights', 'finetuned_config', 'load_finetuned']
+           'packed_sdpa_forward', 'trainable_share', 'cast_frozen', 'add_lora', 'allow_tf32', 'run_final_dir',
+           'model_kind', 'safetensors_header', 'check_weights', 'finetuned_config', 'load_finetuned']
 
 # %% ../nbs/02_model.ipynb #5db5ab5e
 def hf_tokenizer(padding_side:str='right')->MistralCommonBackend:
@@ -184,6 +184,20 @@ def add_lora(model, r:int=16, alpha:int=32, dropout:float=0.05,
         print(f"LoRA r={r} alpha={alpha} on {', '.join(target_modules)}{full}: {t:,} trainable of {n:,} parameters "
               f"({100 * t / n:.2f}%)")
     return model
+
+# %% ../nbs/02_model.ipynb #7b32dfd8
+def allow_tf32()->bool:
+    "Let float32 matmuls and convolutions use TF32 on an Ampere-or-newer GPU; False (nothing changed) elsewhere."
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 8: return False
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn
+    if hasattr(matmul, 'fp32_precision'):  # torch >= 2.9: mixing the old and new switches is an error there
+        matmul.fp32_precision = 'tf32'
+        conv.conv.fp32_precision = 'tf32'
+    else:
+        matmul.allow_tf32 = True
+        conv.allow_tf32 = True
+    return True
+
 
 # %% ../nbs/02_model.ipynb #0e875f6f
 def run_final_dir(path:Path)->Path:

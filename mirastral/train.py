@@ -19,12 +19,11 @@ from transformers.trainer_utils import TrainOutput
 from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.training_args import OptimizerNames
-from transformers.utils import is_torch_tf32_available
 
 from .data import atomic_write_text
 from .schema import RecordError, check_record, mistral_token_count, mistral_tokenizer, tokenizer_path
 from .examples import build_examples, COLLATORS, target_loss
-from .model import (EMBEDDED, ALL_PROJ, TINY_CONFIG, cache_dir, hf_tokenizer, load_model, add_lora,
+from .model import (EMBEDDED, ALL_PROJ, TINY_CONFIG, allow_tf32, cache_dir, hf_tokenizer, load_model, add_lora,
                              trainable_share)
 
 # %% auto #0
@@ -436,6 +435,7 @@ def model_for(cfg:TrainConfig):
     model = load_model(cfg.model_name_or_path, load_in_4bit=cfg.load_in_4bit,
                        attn_implementation=resolved_attention(cfg))
     model.config.use_cache = False
+    allow_tf32()  # LoRA's float32 products on TF32 (a GPU from Ampere on)
     small = model.num_parameters() < SMALL_MODEL  # the embedded tiny model or a warm-up of it: cheap to train in full
     gc = (not small) if cfg.gradient_checkpointing == 'auto' else cfg.gradient_checkpointing == 'true'
     auto = ['embed_tokens', 'lm_head'] if small else []
@@ -697,7 +697,7 @@ def training_arguments(cfg:TrainConfig, results_dir:Path, progress:bool=True,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler_type, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm, optim=resolved_optim(cfg),
-        bf16=cuda and torch.cuda.is_bf16_supported(), fp16=False, tf32=True if is_torch_tf32_available() else None,
+        bf16=cuda and torch.cuda.is_bf16_supported(), fp16=False,
         logging_steps=cfg.logging_steps, report_to=[] if cfg.report_to == 'none' else [cfg.report_to],
         eval_strategy='steps', eval_steps=cfg.eval_steps, eval_on_start=eval_on_start, save_strategy='steps',
         save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit or None,
