@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Download, on a machine with PyPI, the wheels that bench/gpu_check.sh needs on the device machines (Python 3.12, x86-64,
-# torch 2.11 cu130, transformers 5.17, no network; no bitsandbytes, mistral-common, pydantic, jsonschema, datasets) into
+# torch 2.11 cu130, transformers 5.17, no network; no bitsandbytes, mistral-common, pydantic, jsonschema, datasets,
+# fastcore, py3langid, phonenumbers, inscriptis) into
 # the ignored folder .whl/, under the device tool's 64 MiB limit (repository included).
 #
 #   bash bench/fetch_gpu_wheels.sh      # then: the `run` call in README's "## Performance" (carry .whl)
@@ -27,6 +28,7 @@ WHEELS=(
   typing-extensions==4.16.0 pydantic-extra-types==2.11.1 pycountry==26.2.16
   jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0 rpds-py==2026.9.1
   datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
+  fastcore==1.12.3 py3langid==0.4.0 phonenumbers==9.0.43 inscriptis==2.7.6
 )
 "${PIP[@]}" "${WHEELS[@]}" 2>&1 | grep -v "is ignored: it is neither" || true
 python3 - "$W" <<'EOF'
