@@ -12,6 +12,7 @@ from .demo import write_demo_corpus
 from .explore import (load_canonical, conversation_table, reject_table, tool_usage, plot_overview,
                                summarize, summarize_conversations)
 
+
 # %% auto #0
 __all__ = ['INTERRUPTED', 'DEMO_STEPS', 'DEMO_WARMUP', 'USER_ERRORS', 'cmd_demo_data', 'cmd_reformat', 'cmd_explore', 'cmd_train',
            'cmd_warmup', 'cmd_evaluate', 'cmd_chat', 'cmd_export', 'cmd_safety_eval', 'cmd_demo', 'build_parser',
@@ -19,16 +20,14 @@ __all__ = ['INTERRUPTED', 'DEMO_STEPS', 'DEMO_WARMUP', 'USER_ERRORS', 'cmd_demo_
 
 # %% ../nbs/90_cli.ipynb #57202ec0
 def cmd_demo_data(a):
+    "`mirastral demo-data RAW_DIR`: the synthetic demo corpus in worker folders."
     t0 = time.perf_counter()
     files = write_demo_corpus(a.raw_dir, n=a.n, seed=a.seed)
-    print(f"wrote {sum(files.values())} raw records in {len(files)} files under {a.raw_dir} ({time.perf_counter() - t0:.1f} s)")
+    print(f"wrote {sum(files.values())} raw records in {len(files)} files under {a.raw_dir} "
+          f"({time.perf_counter() - t0:.1f} s)")
 
-def cmd_reformat(a):
-    rep = reformat(a.raw_dir, a.out_dir, val_frac=a.val_frac, max_tokens=a.max_tokens or None, seed=a.seed,
-                   n_proc=a.n_proc, progress=not a.no_progress)
-    print(summarize(rep))
-    print(f"outputs in {a.out_dir} (report.json has per-file counts, PII replacements with samples, skipped files)")
 
+# %% ../nbs/90_cli.ipynb #0ad67e3f
 def _val_frac(s:str)->float:
     "argparse type of --val-frac: a number in [0, 1)."
     try: v = float(s)
@@ -44,16 +43,30 @@ def _at_least(low:int):
         return int(s)
     return check
 
+
+# %% ../nbs/90_cli.ipynb #8fc06e8b
+def cmd_reformat(a):
+    "`mirastral reformat RAW_DIR OUT_DIR`: raw files -> validated canonical JSONL, rejects, duplicates, report."
+    rep = reformat(a.raw_dir, a.out_dir, val_frac=a.val_frac, max_tokens=a.max_tokens or None, seed=a.seed,
+                   n_proc=a.n_proc, progress=not a.no_progress)
+    print(summarize(rep))
+    print(f"outputs in {a.out_dir} (report.json has per-file counts, PII replacements with samples, skipped files)")
+
 def cmd_explore(a):
-    recs = load_canonical(a.data_dir); df = conversation_table(recs)
+    "`mirastral explore DATA_DIR`: the data summary and the overview plot."
+    recs = load_canonical(a.data_dir)
+    df = conversation_table(recs)
     print(summarize_conversations(df))
     png = Path(a.png or Path(a.data_dir)/'overview.png')
     plot_overview(df, reject_table(a.data_dir), tool_usage(recs), path=png)
     print(f"overview plot: {png}")
 
+
+# %% ../nbs/90_cli.ipynb #5ad939b7
 INTERRUPTED = 99  # exit status of a training run stopped by a signal after saving a checkpoint
 
 def cmd_train(a):
+    "`mirastral train`: LoRA / QLoRA training of one run, resumed when `output_dir` holds it."
     from mirastral.train import make_config, train, describe, dry_run  # torch is imported only when training
     params = dict(a.param)
     if getattr(a, 'overwrite', False): params['overwrite'] = 'true'
@@ -66,22 +79,46 @@ def cmd_train(a):
     return INTERRUPTED if summary['status'].startswith('interrupted') else 0
 
 def cmd_warmup(a):
+    "`mirastral warmup DATA_DIR OUT_DIR`: the embedded tiny model pretrained as a plain-text LM of the data."
     from mirastral.train import warm_up_base
     warm_up_base(a.data_dir, a.out_dir, max_steps=a.steps, seed=a.seed, progress=not a.no_progress)
 
+
+# %% ../nbs/90_cli.ipynb #3bb44761
 def cmd_evaluate(a):
+    "`mirastral evaluate RUN_DIR`: base vs fine-tuned on held-out turns; the table, report and plots."
     from mirastral.evaluate import evaluate_run, metrics_table
     r = evaluate_run(a.run_dir, data=a.data, max_conversations=a.max_conversations, max_new_tokens=a.max_new_tokens,
                      progress=not a.no_progress)
     m = r['meta']
-    print(f"{m['turns']} assistant turns ({m['crisis_turns']} crisis turns) from {m['conversations']} conversations of {m['data']}")
+    print(f"{m['turns']} assistant turns ({m['crisis_turns']} crisis turns) from {m['conversations']} conversations "
+          f"of {m['data']}")
     print(metrics_table(r['results']))
     b, f = r['results']['base'], r['results']['fine-tuned']
-    print(f"tool-name accuracy {b['tool_name_accuracy']} -> {f['tool_name_accuracy']}; crisis recall {b['crisis_recall']} -> {f['crisis_recall']}")
+    print(f"tool-name accuracy {b['tool_name_accuracy']} -> {f['tool_name_accuracy']}; "
+          f"crisis recall {b['crisis_recall']} -> {f['crisis_recall']}")
     print(f"report: {r['dir']}/report.md; plots: {r['dir']}/comparison.png, tool_confusion.png, loss_curve.png; "
           f"per-turn predictions: {r['dir']}/predictions.jsonl")
 
+
+# %% ../nbs/90_cli.ipynb #c9670082
+def _chat_interactive(session):
+    "Read client messages at a prompt until an empty line or Ctrl-D; show calls, errors and the guardrail."
+    print("MiraStral chat (research use only; not a substitute for professional help). Empty line or Ctrl-D ends.")
+    while True:
+        try: text = input('you> ').strip()
+        except EOFError: break
+        if not text: break
+        t = session.send(text)
+        for c in t['calls']:
+            print(f"  [tool] {c['name']}({json.dumps(c['arguments'])}) -> {json.dumps(c['result'])}")
+        for e in t['errors']: print(f"  [error] {e}")
+        if t['guardrail']:
+            print(f"  [guardrail] risk {t['risk']}: added {', '.join(t['guardrail']['added']) or 'nothing'}")
+        print(f"mira> {t['reply']}")
+
 def cmd_chat(a):
+    "`mirastral chat MODEL`: tools and the crisis guardrail, at a prompt or over `--input` lines (one JSON a turn)."
     from mirastral.chat import ChatSession, ClientStore, load_chat_model, chat_jsonl, input_lines
     from mirastral.tools import CRISIS_DATA, check_country, check_language
     country = check_country(a.country)
@@ -97,23 +134,13 @@ def cmd_chat(a):
               "findahelpline.com and the local emergency number", file=sys.stderr)
     generate_fn = load_chat_model(a.model, max_new_tokens=a.max_new_tokens, max_seconds=a.max_seconds)
     session = ChatSession(generate_fn, store, country=country, language=language, max_seconds=a.max_seconds)
-    if interactive:
-        print("MiraStral chat (research use only; not a substitute for professional help). Empty line or Ctrl-D ends.")
-        while True:
-            try: text = input('you> ').strip()
-            except EOFError: break
-            if not text: break
-            t = session.send(text)
-            for c in t['calls']:
-                print(f"  [tool] {c['name']}({json.dumps(c['arguments'])}) -> {json.dumps(c['result'])}")
-            for e in t['errors']: print(f"  [error] {e}")
-            if t['guardrail']:
-                print(f"  [guardrail] risk {t['risk']}: added {', '.join(t['guardrail']['added']) or 'nothing'}")
-            print(f"mira> {t['reply']}")
-        return
+    if interactive: return _chat_interactive(session)
     for t in chat_jsonl(session, lines): print(json.dumps(t, ensure_ascii=False), flush=True)
 
+
+# %% ../nbs/90_cli.ipynb #85459b94
 def cmd_export(a):
+    "`mirastral export RUN_DIR OUT_DIR`: merged weights (or the adapter), tokenizer, tools and model card; checked."
     from mirastral.export import export_model
     info = export_model(a.run_dir, a.out_dir, merge=not a.adapter_only, check=not a.no_check, overwrite=a.overwrite)
     what = f"merged model ({info['dtype']})" if info['merged'] else 'adapter'
@@ -122,33 +149,43 @@ def cmd_export(a):
           (f"; reloaded and checked: same {chk['generated_tokens']} greedy tokens as the model saved" if chk else ''))
 
 def cmd_safety_eval(a):
+    "`mirastral safety-eval [RUN]`: the crisis-risk detector (and a model) per category and language."
     from mirastral.safety import safety_eval
+    from mirastral.tools import check_country
     r = safety_eval(a.run, data=a.data, split=a.split, out=a.out, max_messages=a.max_messages or None,
-                    max_new_tokens=a.max_new_tokens, country=a.country, progress=not a.no_progress,
+                    max_new_tokens=a.max_new_tokens, country=check_country(a.country), progress=not a.no_progress,
                     use_risk_model=a.risk_model)
     print(r['table'])
     print(f"report: {r['dir']}/report.md, report.json; plot: {r['png']}; per message: {r['dir']}/predictions.jsonl")
 
+
+# %% ../nbs/90_cli.ipynb #56ceb2a8
+DEMO_STEPS = 240  # LoRA steps of `mirastral demo` (the TrainConfig default)
+DEMO_WARMUP = 200  # plain-text warm-up steps of the tiny base in `mirastral demo`
+
 def cmd_demo(a):
     "The main job on the embedded default: demo corpus -> reformat -> explore -> warm-up -> train -> evaluate."
-    w = Path(a.workdir); t0 = time.perf_counter()
+    w = Path(a.workdir)
+    t0 = time.perf_counter()
     print(f"== 1/6 demo corpus -> {w/'raw'}")
     cmd_demo_data(argparse.Namespace(raw_dir=w/'raw', n=a.n, seed=a.seed))
     print(f"== 2/6 reformat -> {w/'data'}")
     cmd_reformat(argparse.Namespace(raw_dir=w/'raw', out_dir=w/'data', val_frac=a.val_frac, max_tokens=a.max_tokens,
                                     seed=a.seed, n_proc=None, no_progress=a.no_progress))
-    print(f"== 3/6 explore")
+    print("== 3/6 explore")
     cmd_explore(argparse.Namespace(data_dir=w/'data', png=None))
     rc, base = 0, 'embedded'
     if a.max_steps and a.warmup_steps:
         print(f"== 4/6 warm up the embedded tiny model as a plain-text LM (a stand-in for pretraining) -> {w/'base'}")
-        cmd_warmup(argparse.Namespace(data_dir=w/'data', out_dir=w/'base', steps=a.warmup_steps, seed=a.seed, no_progress=a.no_progress))
+        cmd_warmup(argparse.Namespace(data_dir=w/'data', out_dir=w/'base', steps=a.warmup_steps, seed=a.seed,
+                                      no_progress=a.no_progress))
         base = str(w/'base')
     if a.max_steps:
         print(f"== 5/6 fine-tune it with LoRA -> {w/'run'}")
-        rc = cmd_train(argparse.Namespace(config=None, no_progress=a.no_progress,
-                                          param=[('model_name_or_path', base), ('data_dir', str(w/'data')), ('output_dir', str(w/'run')),
-                                                 ('max_steps', str(a.max_steps))] + list(a.param)))
+        params = [('model_name_or_path', base), ('data_dir', str(w/'data')), ('output_dir', str(w/'run')),
+                  ('max_steps', str(a.max_steps))]
+        rc = cmd_train(argparse.Namespace(config=None, no_progress=a.no_progress, overwrite=a.overwrite,
+                                          param=params + list(a.param)))
         if rc == 0 and a.eval_conversations:
             print(f"== 6/6 evaluate base vs fine-tuned -> {w/'run'/'eval'}")
             cmd_evaluate(argparse.Namespace(run_dir=w/'run', data=None, max_conversations=a.eval_conversations,
@@ -156,29 +193,39 @@ def cmd_demo(a):
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return rc
 
-# %% ../nbs/90_cli.ipynb #6a80e606
-DEMO_STEPS = 240  # LoRA steps of `mirastral demo` (the TrainConfig default)
-DEMO_WARMUP = 200  # plain-text warm-up steps of the tiny base in `mirastral demo`
 
-def build_parser()->argparse.ArgumentParser:
-    "The `mirastral` argument parser, one subparser per command."
-    p = argparse.ArgumentParser(prog='mirastral', description='Fine-tune Mistral-7B-Instruct v0.3 into a safe, tool-using therapeutic assistant.')
-    p.add_argument('--debug', action='store_true', help='show the full traceback of an error')
-    sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
+# %% ../nbs/90_cli.ipynb #45f6b392
+def _data_opts(s):
+    "The options `reformat` and `demo` share."
+    s.add_argument('--val-frac', type=_val_frac, default=0.05, help='validation share, in [0, 1) (default 0.05)')
+    s.add_argument('--max-tokens', type=_at_least(0), default=8192,
+                   help='refuse longer conversations; 0 = no cap (default 8192)')
+    s.add_argument('--seed', type=int, default=0, help='split seed')
+    s.add_argument('--no-progress', action='store_true')
+
+def _data_parsers(sub):
+    "demo-data, reformat, explore."
     s = sub.add_parser('demo-data', help='write the synthetic demo corpus (raw worker directories)')
-    s.add_argument('raw_dir', type=Path); s.add_argument('--n', type=int, default=2000, help='sessions to generate (default 2000)')
-    s.add_argument('--seed', type=int, default=0); s.set_defaults(func=cmd_demo_data)
-    def data_opts(s):
-        s.add_argument('--val-frac', type=_val_frac, default=0.05, help='validation share, in [0, 1) (default 0.05)')
-        s.add_argument('--max-tokens', type=_at_least(0), default=8192, help='refuse longer conversations; 0 = no cap (default 8192)')
-        s.add_argument('--seed', type=int, default=0, help='split seed'); s.add_argument('--no-progress', action='store_true')
+    s.add_argument('raw_dir', type=Path)
+    s.add_argument('--n', type=int, default=2000, help='sessions to generate (default 2000)')
+    s.add_argument('--seed', type=int, default=0)
+    s.set_defaults(func=cmd_demo_data)
     s = sub.add_parser('reformat', help='raw files -> validated canonical JSONL + rejects + report')
-    s.add_argument('raw_dir', type=Path); s.add_argument('out_dir', type=Path); data_opts(s)
-    s.add_argument('--n-proc', type=_at_least(1), default=None, help='worker processes (default: the cores this job may use)')
+    s.add_argument('raw_dir', type=Path)
+    s.add_argument('out_dir', type=Path)
+    _data_opts(s)
+    s.add_argument('--n-proc', type=_at_least(1), default=None,
+                   help='worker processes (default: the cores this job may use)')
     s.set_defaults(func=cmd_reformat)
     s = sub.add_parser('explore', help='summary and overview plot of a reformat output directory')
-    s.add_argument('data_dir', type=Path); s.add_argument('--png', type=Path, default=None, help='default DATA_DIR/overview.png')
+    s.add_argument('data_dir', type=Path)
+    s.add_argument('--png', type=Path, default=None, help='default DATA_DIR/overview.png')
     s.set_defaults(func=cmd_explore)
+
+
+# %% ../nbs/90_cli.ipynb #f11460a8
+def _train_parsers(sub):
+    "train, warmup."
     s = sub.add_parser('train', help='LoRA / QLoRA training (re-run with the same output_dir to resume)')
     s.add_argument('--config', type=Path, default=None, help='YAML file of TrainConfig fields')
     s.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
@@ -190,14 +237,23 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--no-progress', action='store_true')
     s.set_defaults(func=cmd_train)
     s = sub.add_parser('warmup', help='pretrain the embedded tiny model as a plain-text LM of DATA_DIR/train.jsonl')
-    s.add_argument('data_dir', type=Path); s.add_argument('out_dir', type=Path)
-    s.add_argument('--steps', type=int, default=DEMO_WARMUP); s.add_argument('--seed', type=int, default=0)
-    s.add_argument('--no-progress', action='store_true'); s.set_defaults(func=cmd_warmup)
+    s.add_argument('data_dir', type=Path)
+    s.add_argument('out_dir', type=Path)
+    s.add_argument('--steps', type=int, default=DEMO_WARMUP)
+    s.add_argument('--seed', type=int, default=0)
+    s.add_argument('--no-progress', action='store_true')
+    s.set_defaults(func=cmd_warmup)
+
+
+# %% ../nbs/90_cli.ipynb #c8ca1dc8
+def _evaluate_chat_parsers(sub):
+    "evaluate, chat."
     s = sub.add_parser('evaluate', help='base vs fine-tuned on held-out turns: metrics, report, plots')
     s.add_argument('run_dir', type=Path, help='a training OUTPUT_DIR')
     s.add_argument('--data', type=Path, default=None, help="canonical JSONL (default: the run's data_dir/val.jsonl)")
     s.add_argument('--max-conversations', type=int, default=40, help='0 = all (default 40)')
-    s.add_argument('--max-new-tokens', type=int, default=96); s.add_argument('--no-progress', action='store_true')
+    s.add_argument('--max-new-tokens', type=int, default=96)
+    s.add_argument('--no-progress', action='store_true')
     s.set_defaults(func=cmd_evaluate)
     s = sub.add_parser('chat', help='chat with tools and the crisis guardrail')
     s.add_argument('model', type=Path, help="a training OUTPUT_DIR, its final_model/, or a merged export")
@@ -208,14 +264,19 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--country', default='US', help="ISO 3166-1 alpha-2 code of the client's country, for the "
                    "guardrail's crisis lines (default US; one with no lines on file: findahelpline.com and a warning)")
     s.add_argument('--language', default=None, help="ISO 639-1 code of the client's language: picks the crisis lines "
-                   "where the country has several (e.g. CA fr, CH it, BE nl)")
+                   "where the country has several (e.g. CA fr, CH it, BE nl; default: the message's own language)")
     s.add_argument('--max-new-tokens', type=int, default=160)
     s.add_argument('--max-seconds', type=float, default=120, help='time limit of one reply (default 120): past it the '
                    'fallback reply (with the crisis lines, at risk) goes out')
     s.set_defaults(func=cmd_chat)
+
+def _export_safety_parsers(sub):
+    "export, safety-eval."
     s = sub.add_parser('export', help='merge the adapter (or keep it alone), save with tokenizer and model card')
-    s.add_argument('run_dir', type=Path); s.add_argument('out_dir', type=Path)
-    s.add_argument('--adapter-only', action='store_true'); s.add_argument('--no-check', action='store_true', help='skip the reload check')
+    s.add_argument('run_dir', type=Path)
+    s.add_argument('out_dir', type=Path)
+    s.add_argument('--adapter-only', action='store_true')
+    s.add_argument('--no-check', action='store_true', help='skip the reload check')
     s.add_argument('--overwrite', action='store_true', help='replace an earlier export in OUT_DIR, whole')
     s.set_defaults(func=cmd_export)
     s = sub.add_parser('safety-eval', help='measure the crisis-risk detector (and a model) on the safety dev set')
@@ -231,14 +292,34 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--country', default='US', help="ISO country code for the guardrail's crisis lines (default US)")
     s.add_argument('--no-progress', action='store_true')
     s.add_argument('--risk-model', choices=['on', 'off'], default=None,
-                   help='the statistical second opinion beside the rules (default: $MIRASTRAL_RISK_MODEL, else the shipped default)')
+                   help='the statistical second opinion beside the rules (default: $MIRASTRAL_RISK_MODEL, else off)')
     s.set_defaults(func=cmd_safety_eval)
+
+
+# %% ../nbs/90_cli.ipynb #6a80e606
+def build_parser()->argparse.ArgumentParser:
+    "The `mirastral` argument parser, one subparser per command."
+    p = argparse.ArgumentParser(prog='mirastral',
+                                description='Fine-tune Mistral-7B-Instruct v0.3 into a safe, tool-using therapeutic assistant.')
+    p.add_argument('--debug', action='store_true', help='show the full traceback of an error')
+    sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    _data_parsers(sub)
+    _train_parsers(sub)
+    _evaluate_chat_parsers(sub)
+    _export_safety_parsers(sub)
     s = sub.add_parser('demo', help='the whole pipeline on the embedded default (README main command)')
-    s.add_argument('--workdir', type=Path, default=Path('runs/demo')); s.add_argument('--n', type=int, default=2000); data_opts(s)
-    s.add_argument('--max-steps', type=int, default=DEMO_STEPS, help=f'training steps (0: stop before training; default {DEMO_STEPS})')
-    s.add_argument('--warmup-steps', type=int, default=DEMO_WARMUP, help='plain-text warm-up of the tiny base (0: LoRA on the random base)')
-    s.add_argument('--eval-conversations', type=int, default=40, help='validation conversations evaluated (0: skip evaluation)')
-    s.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'), help='training override (repeatable)')
+    s.add_argument('--workdir', type=Path, default=Path('runs/demo'))
+    s.add_argument('--n', type=int, default=2000)
+    _data_opts(s)
+    s.add_argument('--max-steps', type=int, default=DEMO_STEPS,
+                   help=f'training steps (0: stop before training; default {DEMO_STEPS})')
+    s.add_argument('--warmup-steps', type=int, default=DEMO_WARMUP,
+                   help='plain-text warm-up of the tiny base (0: LoRA on the random base)')
+    s.add_argument('--eval-conversations', type=int, default=40,
+                   help='validation conversations evaluated (0: skip evaluation)')
+    s.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
+                   help='training override (repeatable)')
+    s.add_argument('--overwrite', action='store_true', help='runs/demo/run holds another run: move it aside first')
     s.set_defaults(func=cmd_demo)
     for s in sub.choices.values():  # `mirastral CMD ... --debug` as well as `mirastral --debug CMD ...`
         s.add_argument('--debug', action='store_true', default=argparse.SUPPRESS, help='show the full traceback of an error')
@@ -246,10 +327,10 @@ def build_parser()->argparse.ArgumentParser:
 
 
 # %% ../nbs/90_cli.ipynb #b6637df9
-USER_ERRORS = (ValueError, OSError)  # bad input or a path problem: one line, exit 2 (FileNotFoundError, PermissionError, ... are OSErrors)
+USER_ERRORS = (ValueError, OSError)  # a user's mistake or a path problem (FileNotFoundError, PermissionError, ...)
 
 def main(argv:list[str]|None=None)->int:
-    "Entry point of the `mirastral` console script: a user's mistake is one line on stderr and exit status 2, never a traceback."
+    "The `mirastral` console script: a user's mistake is one line on stderr and exit status 2, never a traceback."
     a = build_parser().parse_args(argv)
     try:
         return a.func(a) or 0
@@ -267,5 +348,5 @@ def main(argv:list[str]|None=None)->int:
               "(this is a bug: please report it with the output of --debug)", file=sys.stderr)
         return 1
 
-if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # `python -m mirastral.cli` (torchrun), not the notebook
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # `python -m mirastral.cli` (torchrun)
 
