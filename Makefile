@@ -23,8 +23,8 @@ $(VENV)/.installed: settings.ini setup.py
 demo: setup
 	$(BIN)/mirastral demo
 
-## Every check CI runs: module in sync with notebooks, notebooks clean, notebook tests, pytest.
-test: setup check-sync nbtest pytest
+## Every check CI runs: module in sync with notebooks, notebooks clean, lint, notebook tests, pytest.
+test: setup check-sync lint nbtest pytest
 
 check-sync: setup
 	@before=$$(md5sum mirastral/*.py nbs/*.ipynb | sort); \

@@ -14,7 +14,7 @@ from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
 from tqdm.auto import tqdm
 
 from .schema import mistral_tokenizer, parse_arguments, conversation_key
-from .tools import CRISIS_TOOL, CRISIS_LINES
+from .tools import CRISIS_TOOL
 from .safety import risk_level
 from .examples import turn_examples, PaddedCollator, target_loss
 from .data import read_jsonl, atomic_write_text
@@ -59,20 +59,22 @@ def _alt(patterns)->str: return '|'.join(sorted(set(patterns), key=len, reverse=
 
 def _numbers_re(lines:list[dict])->str:
     "The numbers (aliases of 5 digits or more too) and chat sites of `lines`, as one pattern."
-    nums = [_number_re(n) for ln in lines for n in line_numbers(ln) if n == ln.get('number') or len(re.sub(r'\D', '', n)) >= 5]
+    nums = [_number_re(n) for ln in lines for n in line_numbers(ln)
+            if n == ln.get('number') or len(re.sub(r'\D', '', n)) >= 5]
     sites = [re.escape(re.sub(r'^https?://(www\.)?|/$', '', ln['url'])) for ln in lines if ln.get('url')]
     return r'(?<!\d)(?:' + _alt(nums) + r')(?!\d)' + (r'|(?i:' + _alt(sites) + ')' if sites else '')
 
 _LINES = [ln for c in CRISIS_DATA.values() for ln in c['lines']]
 _LINE_NAMES = {n for ln in _LINES for n in [ln['name'], *(ln.get('names') or {}).values()]} | {FIND_A_HELPLINE}
-RESOURCES_RE = re.compile(r'(?<![A-Za-z0-9])(?i:' + _alt(map(re.escape, _LINE_NAMES)) + r')(?![A-Za-z0-9])|' + _numbers_re(_LINES))
+RESOURCES_RE = re.compile(r'(?<![A-Za-z0-9])(?i:' + _alt(map(re.escape, _LINE_NAMES)) + r')(?![A-Za-z0-9])|'
+                          + _numbers_re(_LINES))
 COUNTRY_RESOURCES_RE = {cc: re.compile(_numbers_re(c['lines'])) for cc, c in CRISIS_DATA.items()}
 DISCLAIMER_RE = re.compile(r"\b(I'?m an AI|as an AI|I am an AI)\b|\bnot a (crisis )?(counsell?or|therapist)\b", re.I)
 
 def gives_crisis_resources(text:str, # an assistant reply
                            country:str|None=None, # None: any line of any country, by name or number
                           )->bool:
-    "Whether `text` gives a crisis line (`mirastral.tools.CRISIS_DATA`); for `country`, one of its numbers (strict: the guardrail)."
+    "Whether `text` gives a crisis line (`CRISIS_DATA`); for `country`, one of its numbers (strict: the guardrail)."
     if country is None: return bool(RESOURCES_RE.search(text or ''))
     rx = COUNTRY_RESOURCES_RE.get(country.upper())
     return bool(rx.search(text or '')) if rx else FIND_A_HELPLINE in (text or '').lower()
@@ -83,12 +85,14 @@ def reference_turns(records:list[dict])->list[dict]:
     for r in records:
         msgs, conv = r['messages'], conversation_key(r)[:16]
         for ex in turn_examples(r, max_seq_len=10**9)[0]:  # the training examples, tokenized once: prompt + labelled reply
-            j = ex['turn']; m, prev = msgs[j], msgs[j - 1]
-            calls = [{'name': c['function']['name'], 'arguments': parse_arguments(c['function']['arguments'])} for c in m.get('tool_calls', [])]
+            j = ex['turn']
+            m, prev = msgs[j], msgs[j - 1]
+            calls = [{'name': c['function']['name'], 'arguments': parse_arguments(c['function']['arguments'])}
+                     for c in m.get('tool_calls', [])]
             content = m.get('content') or ''
             risk = prev['role'] == 'user' and bool(risk_level(prev['content']))
-            out.append(dict(conv=conv, turn=j, prompt=ex['input_ids'][:ex['prompt_len']], input_ids=ex['input_ids'], labels=ex['labels'],
-                            calls=calls, content=content,
+            out.append(dict(conv=conv, turn=j, prompt=ex['input_ids'][:ex['prompt_len']], input_ids=ex['input_ids'],
+                            labels=ex['labels'], calls=calls, content=content,
                             user=next((x['content'] for x in reversed(msgs[:j]) if x['role'] == 'user'), ''),
                             after_tool=prev['role'] == 'tool',
                             crisis=risk or any(c['name'] == CRISIS_TOOL for c in calls) or gives_crisis_resources(content),

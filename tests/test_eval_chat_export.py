@@ -26,8 +26,10 @@ def test_evaluate_prints_the_table_and_writes_the_report(run, tmp_path):
 
 def test_chat_from_a_file_runs_the_guardrail_and_keeps_the_client_store(run, tmp_path):
     inp = tmp_path/'in.jsonl'
-    inp.write_text(json.dumps({'user': "I'm a 3 out of 10 today."}) + '\n' + "Honestly, I feel like there's no reason to live any more.\n")
-    r = run_cli('chat', run, '--input', inp, '--store', tmp_path/'store', '--client', 'robin', '--country', 'GB', '--max-new-tokens', 24)
+    inp.write_text(json.dumps({'user': "I'm a 3 out of 10 today."}) + '\n'
+                   + "Honestly, I feel like there's no reason to live any more.\n")
+    r = run_cli('chat', run, '--input', inp, '--store', tmp_path/'store', '--client', 'robin', '--country', 'GB',
+                '--max-new-tokens', 24)
     turns = [json.loads(l) for l in r.stdout.splitlines()]
     assert len(turns) == 2 and all(t['reply'].strip() for t in turns)
     assert turns[0]['risk'] is None and turns[1]['risk'] == 'high'
@@ -36,8 +38,8 @@ def test_chat_from_a_file_runs_the_guardrail_and_keeps_the_client_store(run, tmp
     assert [e['risk'] for e in events] == ['high'] and 'reason to live' not in json.dumps(events)
 
 def test_chat_reads_stdin(run, tmp_path):
-    r = subprocess.run([str(BIN/'mirastral'), 'chat', str(run), '--input', '-', '--store', str(tmp_path), '--max-new-tokens', '8'],
-                       input='hello\n', capture_output=True, text=True)
+    r = subprocess.run([str(BIN/'mirastral'), 'chat', str(run), '--input', '-', '--store', str(tmp_path),
+                        '--max-new-tokens', '8'], input='hello\n', capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(r.stdout.splitlines()[0])['user'] == 'hello'
 
