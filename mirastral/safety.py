@@ -33,7 +33,7 @@ RISK_CATEGORIES = {'passive': 'elevated', 'direct': 'high', 'slang': 'high', 'se
                    'plan_means': 'imminent', 'in_progress': 'imminent'}  # cue category -> the level it raises alone
 ESCALATORS = ('plan', 'means', 'time', 'place')
 DISCOUNTS = ('negation', 'negation_after', 'question', 'affirm', 'past', 'relapse', 'third_party', 'clinical', 'idiom',
-             'hyperbole')
+             'hyperbole', 'ordinary', 'danger')
 
 _APOS = dict.fromkeys(map(ord, "'’‘`´ʼ′＇"), None)
 _ARABIC = str.maketrans({'أ': 'ا', 'إ': 'ا', 'آ': 'ا', 'ٱ': 'ا', 'ى': 'ي', 'ة': 'ه', 'ـ': None, 'ؤ': 'و', 'ئ': 'ي'})
@@ -368,6 +368,12 @@ def _someone_else(norm:str, c:Cue, cs:int, lxs:list)->bool:
         if lx.they.search(w) and not (lx.first_person and lx.first_person.search(w)): return True
     return False
 
+def _ordinary_place(c:Cue, norm:str, lxs:list)->bool:
+    "An act in progress at a place (a PLACE word in the cue) in a message that says what ordinary thing is done there."
+    if c.category != 'in_progress' or not any('PLACE' in lx.classes and lx.classes['PLACE'].search(c.span) for lx in lxs):
+        return False
+    return _has(lxs, 'ordinary', norm) and not _has(lxs, 'danger', norm)
+
 def _discount_reason(c:Cue, norm:str, lxs:list, titles:list=())->str|None:
     "Why cue `c` does not count in `norm` (read with lexicons `lxs`; `titles`: normalised titles), or None."
     overlaps = lambda m: m.start() < c.end and c.start < m.end()
@@ -378,6 +384,7 @@ def _discount_reason(c:Cue, norm:str, lxs:list, titles:list=())->str|None:
     if _negated(c, norm, lxs, cs, ce): return 'negation'
     if _has(lxs, 'past', norm[ss:se]) and not _has(lxs, 'relapse', norm): return 'past'
     if c.category == 'passive' and _has(lxs, 'hyperbole', norm[ss:se]): return 'idiom'
+    if _ordinary_place(c, norm, lxs): return 'ordinary'
     clause, win = norm[cs:ce], _window(norm, c.start, cs)
     if c.topic:  # a topic word: its clause, or the whole message when the clause does not speak in the first person
         first = any(lx.first_person is not None and lx.first_person.search(clause) for lx in lxs)

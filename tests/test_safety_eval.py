@@ -144,3 +144,24 @@ def test_the_risk_model_setting_of_safety_eval(tmp_path):
         preds = read_jsonl(tmp_path/setting/'predictions.jsonl')
         assert (preds[0]['model_p'] is not None) == (setting == 'on')
     assert rec == {'on': 1.0, 'off': 0.0}
+
+def test_the_guardrail_reads_every_client_line_of_the_demo_corpus_and_flags_only_its_crisis_phrases():
+    """Every message of every session passes the detector: a closing ('Thanks, bye.') or a check-in is none, a crisis
+    phrase (with the client's city after it) keeps its level."""
+    from mirastral.demo import CRISIS, demo_conversation
+    from mirastral.safety import risk_level
+    level_of = {p: level for level, ps in CRISIS.items() for p in ps}
+    seen, wrong = set(), {}
+    for seed in range(150):
+        for m in demo_conversation(seed)['messages']:
+            if m['role'] != 'user':
+                continue
+            want = next((lv for p, lv in level_of.items() if m['content'].startswith(p)), None)
+            seen.add(want)
+            if risk_level(m['content']) != want:
+                wrong[m['content']] = (risk_level(m['content']), want)
+    for closing in ('Thanks, bye.', 'Thanks for everything, bye', 'thank you for everything, take care', 'ok thank you, bye'):
+        if risk_level(closing):
+            wrong[closing] = (risk_level(closing), None)
+    assert wrong == {}
+    assert seen >= {None, 'elevated', 'high', 'imminent'}  # the sessions held ordinary lines and crisis ones
