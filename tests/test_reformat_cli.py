@@ -240,10 +240,12 @@ def test_a_50mb_record_is_refused_in_bounded_memory(tmp_path):
     with open(tmp_path / 'raw' / 'big.jsonl', 'w') as f:
         f.write('{"messages": [{"role": "user", "content": "' + 'x' * 50_000_000 + '"}]}\n')
         f.write(json.dumps(conv(0)) + '\n')
+    # VmHWM, not ru_maxrss: ru_maxrss survives exec, so the child would report the (large) pytest process it forked from
     code = (
-        "import resource, sys; from mirastral.data import reformat; "
+        "import re; from pathlib import Path; from mirastral.data import reformat; "
         f"rep = reformat({str(tmp_path / 'raw')!r}, {str(tmp_path / 'out')!r}, n_proc=1, progress=False); "
-        "print(rep['reject_reasons'], rep['totals']['kept'], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', Path('/proc/self/status').read_text()).group(1); "
+        "print(rep['reject_reasons'], rep['totals']['kept'], hwm)"
     )
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
     reasons, kept, peak_kb = r.stdout.rsplit(' ', 2)
