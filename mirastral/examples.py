@@ -4,7 +4,7 @@
 
 # %% ../nbs/02a_examples.ipynb #88d1fab2
 from __future__ import annotations
-import copy, os
+import copy
 from dataclasses import dataclass
 from multiprocessing import get_context
 
@@ -14,7 +14,7 @@ from mistral_common.protocol.instruct.request import ChatCompletionRequest
 from tqdm.auto import tqdm
 from transformers import DataCollatorWithFlattening
 
-from .schema import mistral_tokenizer, conversation_key
+from .schema import available_cores, mistral_tokenizer, conversation_key
 
 # %% auto #0
 __all__ = ['COLLATORS', 'serving_prompt', 'turn_examples', 'build_examples', 'target_mask', 'PaddedCollator', 'PackedCollator',
@@ -86,10 +86,6 @@ def _examples_of(recs, max_seq_len, overflow):
 
 def _examples_of_star(args): return _examples_of(*args)
 
-def _cores()->int:
-    "CPU cores this process may use (a scheduler's allocation, not the whole node)."
-    try: return len(os.sched_getaffinity(0))
-    except AttributeError: return os.cpu_count() or 1
 
 # %% ../nbs/02a_examples.ipynb #4239b173
 def build_examples(records:list[dict], # canonical records
@@ -101,7 +97,7 @@ def build_examples(records:list[dict], # canonical records
     "Serving-parity examples for all `records`, plus statistics (counts, tokens, expansion cost, drops)."
     chunk = 32
     parts = [records[i:i + chunk] for i in range(0, len(records), chunk)]
-    n_proc = _cores() if n_proc is None else n_proc
+    n_proc = available_cores() if n_proc is None else n_proc
     out, dropped, whole = [], [], 0
     bar = tqdm(total=len(records), desc='tokenize', unit='conv', disable=not progress, mininterval=1)
     if n_proc > 1 and len(parts) > 2:
