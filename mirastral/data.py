@@ -22,13 +22,15 @@ from .tools import PUBLIC_NUMBERS
 
 # %% auto #0
 __all__ = ['RECORD_CAP', 'RECORD_KEYS', 'SEPARATOR_RE', 'READERS', 'SPEAKERS', 'ROLE_ALIASES', 'TURN_RE', 'TEXT_KEYS',
-           'SPEAKER_KEYS', 'SESSION_KEYS', 'ORDER_KEYS', 'QA_KEYS', 'FORMATS', 'FORMAT_BY_NAME', 'PHONE_REGIONS',
-           'PII_PATTERNS', 'OUTPUT_FILES', 'InputFile', 'list_inputs', 'FileError', 'RawItem', 'read_text',
-           'read_items', 'speaker_role', 'turn_keys', 'group_turns', 'from_messages', 'from_sharegpt', 'from_xtuner',
-           'from_alpaca', 'from_context_response', 'from_qa', 'from_esconv', 'from_turns', 'from_transcript',
-           'from_dialogue', 'Format', 'detect_format', 'clean_text', 'phone_kind', 'scrub_pii', 'scrub_record',
-           'process_item', 'is_validation', 'split_by_conversation', 'atomic_write_text', 'atomic_write_jsonl',
-           'read_jsonl', 'new_stage', 'write_lines', 'commit_output_set', 'check_output_set', 'reformat']
+           'SPEAKER_KEYS', 'SESSION_KEYS', 'ORDER_KEYS', 'MEDIA_PARTS', 'QA_KEYS', 'MEDIA_KEYS', 'FORMATS',
+           'FORMAT_BY_NAME', 'PHONE_REGIONS', 'PII_PATTERNS', 'OUTPUT_FILES', 'InputFile', 'list_inputs', 'FileError',
+           'RawItem', 'read_text', 'read_items', 'speaker_role', 'turn_keys', 'group_turns', 'split_packed_results',
+           'from_messages', 'from_sharegpt', 'from_xtuner', 'from_alpaca', 'from_context_response', 'from_qa',
+           'from_esconv', 'from_turns', 'from_transcript', 'from_dialogue', 'from_persona_chat', 'from_preference',
+           'media_in', 'Format', 'detect_format', 'not_conversations', 'clean_text', 'phone_kind', 'scrub_pii',
+           'scrub_record', 'process_item', 'is_validation', 'split_by_conversation', 'atomic_write_text',
+           'atomic_write_jsonl', 'read_jsonl', 'new_stage', 'write_lines', 'commit_output_set', 'check_output_set',
+           'reformat']
 
 # %% ../nbs/01c_reformat.ipynb #d72022d7
 @dataclass
@@ -340,7 +342,7 @@ SPEAKERS = {
              '相談者', 'クライエント', '내담자'],                                                  # ja, ko
     'assistant': ['assistant', 'gpt', 'bot', 'model', 'ai', 'chatbot', 'therapist', 'counselor', 'counsellor',
                   'coach', 'supporter', 'listener', 'helper', 'doctor', 'psychologist', 'mira',     # en, ESConv
-                  '咨询师', '心理咨询师', '心理医生', '医生', '治疗师', '咨询员', '助手',              # zh
+                  '咨询师', '心理咨询师', '心理医生', '医生', '治疗师', '咨询员', '助手', '支持者', '倾听者',  # zh
                   'therapeut', 'therapeutin', 'berater', 'beraterin', 'psychologe', 'psychologin',  # de
                   'terapeuta', 'consejero', 'consejera', 'psicólogo', 'psicóloga', 'asistente',     # es
                   'thérapeute', 'conseiller', 'conseillère', 'psychologue', 'assistante',           # fr
@@ -378,9 +380,17 @@ def _order(v):
     try: return (0, float(v), '')
     except (TypeError, ValueError): return (1, 0.0, str(v))
 
+def _labelled_turn(o)->bool:
+    "A string that is exactly one speaker-labelled turn (`求助者：…`), as CPsyCoun's CPsyCounE files list them."
+    return isinstance(o, str) and TURN_RE.match(o) is not None and len(TURN_RE.findall(o)) == 1
+
 def group_turns(items:list[RawItem])->tuple[list[RawItem], str]:
     "Items regrouped into conversations when the file's rows are turns, and the file's shape."
     ok = [i for i in items if i.error is None]
+    if len(ok) > 1 and all(_labelled_turn(i.obj) for i in ok):  # a list of labelled lines: one transcript
+        one = RawItem(0, ok[0].line, '\n'.join(i.raw for i in ok), '\n'.join(i.obj for i in ok))
+        errors = [_reindexed(i, n) for n, i in enumerate((i for i in items if i.error), 1)]
+        return [one] + errors, 'one conversation (speaker-labelled lines)'
     keys = [turn_keys(i.obj) for i in ok]
     if not ok or not all(keys): return items, 'records'
     if sum(i.obj[k[0]].strip().lower() in ROLE_ALIASES for i, k in zip(ok, keys)) * 2 < len(ok): return items, 'records'
@@ -404,16 +414,65 @@ def _reindexed(item, index):
     item.index = index
     return item
 
+# %% ../nbs/01c_reformat.ipynb #fd7b7604
+def _unwrap_arguments(args, notes:list):
+    "Arguments written as JSON text of JSON text (some OpenAI examples) decoded once more; anything else unchanged."
+    if isinstance(args, str) and args.lstrip().startswith('"'):
+        try: inner = JSON_DECODER.decode(args)
+        except (ValueError, RecursionError): return args
+        if isinstance(inner, str) and inner.lstrip().startswith('{'):
+            notes.append('decoded tool arguments written as JSON text inside JSON text')
+            return inner
+    return args
+
+def _unwrap_call(call, notes:list):
+    "A tool call (OpenAI `{function: {name, arguments}}` or legacy `{name, arguments}`) with its arguments unwrapped."
+    if not isinstance(call, dict): return call
+    fn = call.get('function')
+    if isinstance(fn, dict) and 'arguments' in fn:
+        return {**call, 'function': {**fn, 'arguments': _unwrap_arguments(fn['arguments'], notes)}}
+    return {**call, 'arguments': _unwrap_arguments(call['arguments'], notes)} if 'arguments' in call else call
+
+def _packed(content, n:int)->list|None:
+    "The N results a tool message holds as one JSON list (`[{tool_call_id, name, content}, ...]`), or None."
+    try: value = JSON_DECODER.decode(content_text(content))
+    except (ValueError, RecursionError): return None
+    if not (isinstance(value, list) and len(value) == n): return None
+    out = []
+    for v in value:
+        if isinstance(v, dict) and 'content' in v:
+            text = v['content'] if isinstance(v['content'], str) else json.dumps(v['content'], ensure_ascii=False)
+            out.append({'content': text, **({'name': v['name']} if isinstance(v.get('name'), str) else {})})
+        else: out.append({'content': json.dumps(v, ensure_ascii=False)})
+    return out
+
+def split_packed_results(msgs:list, # messages (dicts with `role`), before `canonical_record`
+                         notes:list, # receives a note for each split
+                        )->list:
+    "`msgs` with a tool message that answers N parallel calls with one JSON list of N results split into N results."
+    out = []
+    for m in msgs:
+        prev = out[-1] if out else {}
+        n = len(prev.get('tool_calls') or []) if prev.get('role') == 'assistant' else 0
+        results = _packed(m.get('content'), n) if m.get('role') == 'tool' and n > 1 else None
+        if results and not m.get('tool_call_id'):
+            out += [{'role': 'tool', **r} for r in results]
+            notes.append('split one tool message holding the results of parallel calls into one result per call')
+        else: out.append(m)
+    return out
+
+
 # %% ../nbs/01c_reformat.ipynb #a2a5c626
-def _calls_from_value(v, where)->list:
+def _calls_from_value(v, where, notes=None)->list:
     if isinstance(v, str): v = loads_json(v, where, 'bad_arguments') if v.strip() else None
     calls = v if isinstance(v, list) else [v]
     if not all(isinstance(c, dict) and c.get('name') for c in calls):
         raise RecordError('bad_arguments', f"{where}a function call must be an object that names the function")
-    return [{'function': {'name': c['name'], 'arguments': c.get('arguments', c.get('parameters', {}))}} for c in calls]
+    return [_unwrap_call({'function': {'name': c['name'], 'arguments': c.get('arguments', c.get('parameters', {}))}},
+                         [] if notes is None else notes) for c in calls]
 
-_DROPPED_PARTS = {'reasoning': 'reasoning', 'thinking': 'reasoning', 'image': 'image', 'image_url': 'image',
-                  'input_image': 'image', 'audio': 'audio', 'input_audio': 'audio', 'video': 'video', 'file': 'file'}
+_REASONING_PARTS = ('reasoning', 'thinking')
+MEDIA_PARTS = ('image', 'image_url', 'input_image', 'audio', 'input_audio', 'video', 'video_url', 'file')
 
 def _parts(content, where, notes)->tuple:
     "(content without special parts, tool calls, tools) of message content that may be a list of typed parts."
@@ -421,11 +480,12 @@ def _parts(content, where, notes)->tuple:
     keep, calls, tools = [], [], None
     for p in content:
         kind = p.get('type') if isinstance(p, dict) else None
-        if kind in _DROPPED_PARTS:
-            notes.append(f"dropped {_DROPPED_PARTS[kind]} parts" + (' (Mistral v3 has no place for them)' if kind in
-                         ('reasoning', 'thinking') else ''))
+        if kind in _REASONING_PARTS: notes.append('dropped reasoning parts (Mistral v3 has no place for them)')
+        elif kind in MEDIA_PARTS:
+            raise RecordError('multimodal', f"{where}content holds a {kind!r} part: a text model cannot see it, and "
+                              "the replies talk about it; keep text-only conversations")
         elif kind in ('tool_call', 'tool_calls', 'function_call'):
-            calls += _calls_from_value(p.get('value', p.get(kind)), where)
+            calls += _calls_from_value(p.get('value', p.get(kind)), where, notes)
         elif kind == 'tools': tools = p.get('value', p.get('tools'))
         else: keep.append(p)
     return keep, calls, tools
@@ -440,25 +500,28 @@ def from_messages(o:dict)->tuple[list, list, dict]:
         role = speaker_role(m.get(sk), where)
         content, calls, part_tools = _parts(m.get(tk), where, notes)
         tools = tools or part_tools or []
-        if role == 'function_call': role, calls, content = 'assistant', calls + _calls_from_value(content, where), None
-        if role == 'assistant' and m.get('function_call'): calls.append(m['function_call'])
+        if role == 'function_call':
+            role, calls, content = 'assistant', calls + _calls_from_value(content, where, notes), None
+        if role == 'assistant' and m.get('function_call'): calls.append(_unwrap_call(m['function_call'], notes))
         msg = {'role': role, 'content': content}
         if role == 'assistant' and (m.get('tool_calls') or calls):
-            msg['tool_calls'] = list(m.get('tool_calls') or []) + calls
+            given = m.get('tool_calls') or []
+            given = given if isinstance(given, list) else [given]
+            msg['tool_calls'] = [_unwrap_call(c, notes) for c in given] + calls
         if role == 'tool': msg.update({k: m[k] for k in ('tool_call_id', 'name') if m.get(k)})
         msgs.append(msg)
-    return msgs, tools, {'notes': notes}
+    return split_packed_results(msgs, notes), tools, {'notes': notes}
 
 def from_sharegpt(o:dict)->tuple[list, list, dict]:
     "ShareGPT `conversations` (`from`/`value`), with LLaMA-Factory's `function_call` / `observation` turns and columns."
-    msgs = [{'role': 'system', 'content': o['system']}] if o.get('system') else []
+    msgs, notes = [{'role': 'system', 'content': o['system']}] if o.get('system') else [], []
     for i, t in enumerate(o['conversations']):
         if not isinstance(t, dict): raise RecordError('unknown_role', f"turn {i} is not an object")
         role, value = speaker_role(t.get('from', t.get('role')), f"turn {i}: "), t.get('value', t.get('content'))
         if role == 'function_call':
-            msgs.append({'role': 'assistant', 'tool_calls': _calls_from_value(value, f"turn {i}: ")})
+            msgs.append({'role': 'assistant', 'tool_calls': _calls_from_value(value, f"turn {i}: ", notes)})
         else: msgs.append({'role': role, 'content': value})
-    return msgs, o.get('tools') or [], {}
+    return split_packed_results(msgs, notes), o.get('tools') or [], {'notes': notes}
 
 def from_xtuner(o:dict)->tuple[list, list, dict]:
     "XTuner `conversation`: a list of `{system?, input, output}` rounds (EmoLLM's format)."
@@ -475,13 +538,26 @@ QA_KEYS = [('questiontitle', 'questiontext', 'answertext'), (None, 'question', '
 
 def _lower_keys(o): return {str(k).strip().lower(): v for k, v in o.items()}
 
+_ROUND_KEYS = (('query', 'response'), ('instruction', 'output'), ('input', 'output'), ('prompt', 'response'),
+               ('question', 'answer'), ('user', 'assistant'), ('human', 'assistant'))
+
+def _history(rounds)->list:
+    "Messages of earlier rounds: `[user, assistant]` pairs (Alpaca, ms-swift) or objects such as `{query, response}`."
+    msgs = []
+    for j, r in enumerate(rounds or []):
+        k = _lower_keys(r) if isinstance(r, dict) else {}
+        pair = next(((k[a], k[b]) for a, b in _ROUND_KEYS if a in k and b in k), None)
+        if isinstance(r, list) and len(r) == 2: pair = r
+        if pair is None:
+            raise RecordError('unrecognised_format', f"history item {j} is not a [user, assistant] pair "
+                              "or a {query, response} object")
+        msgs += [{'role': 'user', 'content': pair[0]}, {'role': 'assistant', 'content': pair[1]}]
+    return msgs
+
 def from_alpaca(o:dict)->tuple[list, list, dict]:
     "Alpaca `instruction` / `input` / `output` (with optional `system` and `history` of [user, assistant] pairs)."
     msgs = [{'role': 'system', 'content': o['system']}] if o.get('system') else []
-    for j, pair in enumerate(o.get('history') or []):
-        if not (isinstance(pair, list) and len(pair) == 2):
-            raise RecordError('unrecognised_format', f"history item {j} is not a [user, assistant] pair")
-        msgs += [{'role': 'user', 'content': pair[0]}, {'role': 'assistant', 'content': pair[1]}]
+    msgs += _history(o.get('history'))
     parts = [content_text(o.get(k), f"{k}: ") for k in ('instruction', 'input')]
     msgs.append({'role': 'user', 'content': '\n\n'.join(s for s in parts if s)})
     msgs.append({'role': 'assistant', 'content': o.get('output')})
@@ -492,13 +568,15 @@ def from_context_response(o:dict)->tuple[list, list, dict]:
     return [{'role': 'user', 'content': o['Context']}, {'role': 'assistant', 'content': o['Response']}], [], {}
 
 def from_qa(o:dict)->tuple[list, list, dict]:
-    "Q&A rows: CounselChat's `questionTitle`, `questionText`, `answerText`, or question/answer, prompt/response."
+    "Q&A rows: CounselChat's `questionTitle`, `questionText`, `answerText`; question/answer; query/response + history."
     k = _lower_keys(o)
     title, q, a = next(t for t in QA_KEYS if t[1] in k and t[2] in k)
     question, head = content_text(k[q], f"{q}: "), content_text(k.get(title), f"{title}: ") if title else ''
     if head and not question.lower().startswith(head.lower().rstrip('?.!')): question = f"{head}\n\n{question}".strip()
     meta = {'source_split': k['split']} if isinstance(k.get('split'), str) and k['split'] else {}
-    return [{'role': 'user', 'content': question}, {'role': 'assistant', 'content': k[a]}], [], meta
+    msgs = [{'role': 'system', 'content': k['system']}] if isinstance(k.get('system'), str) and k['system'] else []
+    msgs += _history(k.get('history')) + [{'role': 'user', 'content': question}, {'role': 'assistant', 'content': k[a]}]
+    return msgs, [], meta
 
 # %% ../nbs/01c_reformat.ipynb #6d1cfd35
 def _scalar(v): return v is None or isinstance(v, (str, int, float, bool))
@@ -567,6 +645,64 @@ def from_dialogue(o:dict)->tuple[list, list, dict]:
     meta['fields'] = {k: v for k, v in o.items() if k != 'dialogue' and _scalar(v)}
     return msgs, tools, meta
 
+# %% ../nbs/01c_reformat.ipynb #ad77b6f7
+def from_persona_chat(o:dict)->tuple[list, list, dict]:
+    "PersonaChat records: the last utterance's `history`, then its last candidate as the reply."
+    last = o['utterances'][-1]
+    history, candidates = last.get('history') or [], last.get('candidates') or []
+    if not candidates: raise RecordError('no_assistant_turn', "the last utterance has no candidates (the reply)")
+    turns = [('user' if (len(history) - j) % 2 else 'assistant', t, None) for j, t in enumerate(history)]
+    msgs, meta = _speaker_messages(turns + [('assistant', candidates[-1], None)])
+    persona = [p.strip() for p in o.get('personality') or [] if isinstance(p, str) and p.strip()]
+    if persona: meta['fields'] = {'personality': '\n'.join(persona)}
+    meta['notes'].append('PersonaChat record: the last candidate is the reply; the other candidates are left out')
+    return msgs, [], meta
+
+
+# %% ../nbs/01c_reformat.ipynb #16833882
+_PAIR_KEYS = ('chosen', 'rejected', 'chosen_messages', 'rejected_messages', 'label', 'completion')
+
+def _with_reply(rest:dict, reply)->dict:
+    "`rest` (the record without its ranked replies) completed with `reply`, in the shape `rest` is written in."
+    for key in ('conversations', 'messages'):
+        if isinstance(rest.get(key), list):
+            return {**rest, key: rest[key] + (reply if isinstance(reply, list) else [reply])}
+    prompt = next((rest[k] for k in ('prompt', 'instruction', 'question', 'query') if k in rest), None)
+    if isinstance(reply, list): return {**rest, 'messages': (prompt if isinstance(prompt, list) else []) + reply}
+    return {'instruction': prompt, 'output': reply, **({'system': rest['system']} if rest.get('system') else {})}
+
+def _is_preference(o)->bool:
+    if not isinstance(o, dict): return False
+    return 'chosen_messages' in o or ('chosen' in o and 'rejected' in o) or isinstance(o.get('label'), bool)
+
+def from_preference(o:dict)->tuple[list, list, dict]:
+    "DPO pairs as the conversation ending in the chosen reply; KTO records kept if labelled desirable, else refused."
+    rest = {k: v for k, v in o.items() if k not in _PAIR_KEYS}
+    if isinstance(o.get('label'), bool):
+        if not o['label']:
+            raise RecordError('dispreferred', "KTO `label: false`: the reply is marked undesirable, so it is not "
+                              "trained on (a preference trainer can use it; supervised fine-tuning cannot)")
+        inner = _with_reply(rest, o['completion']) if 'completion' in o else rest
+        note = 'KTO record labelled desirable: kept'
+    else:
+        inner = _with_reply(rest, o.get('chosen_messages', o.get('chosen')))
+        note = 'preference pair: the chosen reply is kept, the rejected one left out'
+    fmt = detect_format(inner)
+    if fmt is None or fmt == 'preference': raise _unrecognised(o)
+    msgs, tools, meta = FORMAT_BY_NAME[fmt].read(inner)
+    meta['notes'] = meta.get('notes', []) + [note]
+    return msgs, tools, meta
+
+
+# %% ../nbs/01c_reformat.ipynb #1bd5810b
+MEDIA_KEYS = ('images', 'image', 'videos', 'video', 'audios', 'audio')
+
+def media_in(o)->str|None:
+    "The media a record shows the model (LLaMA-Factory's `images`, LLaVA's `image`, ...), or None."
+    if not isinstance(o, dict): return None
+    return next((f"`{k}`: {json.dumps(o[k], ensure_ascii=False)[:80]}" for k in MEDIA_KEYS if o.get(k)), None)
+
+
 # %% ../nbs/01c_reformat.ipynb #df24afec
 @dataclass
 class Format:
@@ -579,15 +715,18 @@ def _list_of(key, kind=object):
     return lambda o: isinstance(o, dict) and isinstance(o.get(key), list) and all(isinstance(x, kind) for x in o[key])
 
 def _keys(*ks): return lambda o: isinstance(o, dict) and all(k in o for k in ks)
+def _persona(o): return _list_of('utterances', dict)(o) and 'candidates' in (o['utterances'] or [{}])[-1]
 def _qa(o): return isinstance(o, dict) and any(q in (k := _lower_keys(o)) and a in k for _, q, a in QA_KEYS)
 
 FORMATS = [
+    Format('preference', _is_preference, from_preference),
     Format('messages', _list_of('messages'), from_messages),
     Format('sharegpt', _list_of('conversations'), from_sharegpt),
     Format('xtuner', _list_of('conversation'), from_xtuner),
     Format('esconv', _list_of('dialog', dict), from_esconv),
     Format('dialogue', lambda o: isinstance(o, dict) and isinstance(o.get('dialogue'), str), from_dialogue),
     Format('turns', _list_of('turns', dict), from_turns),
+    Format('persona_chat', _persona, from_persona_chat),
     Format('alpaca', _keys('instruction', 'output'), from_alpaca),
     Format('context_response', _keys('Context', 'Response'), from_context_response, html=True),
     Format('qa', _qa, from_qa, html=True),
@@ -595,9 +734,34 @@ FORMATS = [
 ]
 FORMAT_BY_NAME = {f.name: f for f in FORMATS}
 
+def _unrecognised(obj)->RecordError:
+    if isinstance(obj, dict): what = f"a record with keys {[str(k) for k in obj][:8]}"
+    elif isinstance(obj, str): what = "text with no speaker labels (Client:, Therapist:, 来访者：, ... see SPEAKERS)"
+    else: what = f"a JSON {type(obj).__name__}"
+    return RecordError('unrecognised_format', f"no known format matches {what}")
+
 def detect_format(obj)->str|None:
     "Name of the format of one raw record, or None."
     return next((f.name for f in FORMATS if f.match(obj)), None)
+
+# %% ../nbs/01c_reformat.ipynb #2d6422af
+_TEXT_FIELDS = ('text', 'content', 'raw_content')
+
+def _shape(o, keys)->str: return f"an object with keys {keys(o)}" if isinstance(o, dict) else type(o).__name__
+
+def not_conversations(items:list[RawItem])->str|None:
+    "Why a file holds no conversations at all (pretraining text, an index, a list of labels), or None if it may."
+    if not items or any(i.error for i in items) or any(detect_format(i.obj) for i in items): return None
+    objs, n = [i.obj for i in items], len(items)
+    keys = lambda o: [str(k)[:40] for k in o][:6]
+    if all(isinstance(o, str) for o in objs): what = 'text with no speaker labels (pretraining text? labels?)'
+    elif all(isinstance(o, dict) and any(isinstance(o.get(k), str) for k in _TEXT_FIELDS)
+             and not any(k in o for k in SPEAKER_KEYS) for o in objs):
+        what = f"pretraining text (records like {keys(objs[0])})"
+    elif n == 1 and isinstance(objs[0], dict): what = f"one JSON object with keys {keys(objs[0])} (an index? settings?)"
+    else: what = f"no known conversation format (the first is {_shape(objs[0], keys)})"
+    return f"not conversations: {n} record(s) of {what}; see the format table if they are conversations"
+
 
 # %% ../nbs/01c_reformat.ipynb #8350ee41
 _HTML_RE = re.compile(r'</?(?:p|br|div|span|a|b|i|u|em|strong|ul|ol|li|h[1-6]|table|tr|td|th|font|o:p|img|blockquote|'
@@ -751,12 +915,6 @@ def scrub_record(rec:dict, counts:Counter, found:list|None=None)->dict:
     return rec
 
 # %% ../nbs/01c_reformat.ipynb #026b775d
-def _unrecognised(obj)->RecordError:
-    if isinstance(obj, dict): what = f"a record with keys {[str(k) for k in obj][:8]}"
-    elif isinstance(obj, str): what = "text with no speaker labels (Client:, Therapist:, 来访者：, ... see SPEAKERS)"
-    else: what = f"a JSON {type(obj).__name__}"
-    return RecordError('unrecognised_format', f"no known format matches {what}")
-
 def process_item(obj, # parsed raw record (dict, or transcript text)
                  meta:dict, # provenance: source, index, line, worker
                  max_tokens:int|None=None, # token cap (real tokenizer); None: no cap
@@ -766,6 +924,9 @@ def process_item(obj, # parsed raw record (dict, or transcript text)
     "Canonical, cleaned, scrubbed, validated record for one raw record; `RecordError` if it must not reach training."
     fmt = detect_format(obj)
     if fmt is None: raise _unrecognised(obj)
+    if media := media_in(obj):
+        raise RecordError('multimodal', f"the record shows the model {media}, which a text model cannot see; its "
+                          "replies talk about it, so training on them would teach guessing")
     spec = FORMAT_BY_NAME[fmt]
     msgs, tools, extra = spec.read(obj)
     notes = extra.pop('notes', [])
@@ -964,8 +1125,8 @@ def _check_settings(raw_dir, out_dir, val_frac, max_tokens, n_proc, max_record_b
 def _new_stats()->dict:
     return {'read': 0, 'kept': 0, 'rejected': 0, 'duplicates': 0, 'formats': Counter(), 'reasons': Counter()}
 
-def _read_all(files, raw_dir, max_record_bytes, stats, rejects):
-    "(obj, meta) of every record to process, and their raw text; file-level problems and bad records go to `rejects`."
+def _read_all(files, raw_dir, max_record_bytes, stats, rejects, skipped):
+    "(obj, meta) of every record to process, and their raw text; bad files and records to `rejects`, others `skipped`."
     todo, raws = [], []
     for f in files:
         s = stats[f.source] = _new_stats()
@@ -975,6 +1136,10 @@ def _read_all(files, raw_dir, max_record_bytes, stats, rejects):
             s['reasons'][e.reason] += 1
             rejects.append({'source': f.source, 'index': None, 'line': None, 'reason': e.reason, 'message': e.msg,
                             'raw': None})
+            continue
+        if why := not_conversations(items):
+            skipped.append({'source': f.source, 'reason': why})
+            del stats[f.source]
             continue
         for it in items:
             s['read'] += 1
@@ -1005,7 +1170,7 @@ def reformat(raw_dir:Path, # directory of raw files (searched recursively, links
     try:
         files, skipped = list_inputs(raw_dir, tuple(READERS), exclude=(out_dir,))
         stats, rejects, dups, kept, notes, seen = {}, [], [], [], Counter(), {}
-        todo, raws = _read_all(files, raw_dir, max_record_bytes, stats, rejects)
+        todo, raws = _read_all(files, raw_dir, max_record_bytes, stats, rejects, skipped)
         n_proc = n_proc or available_cores()
         results, pii, samples = _process_all(todo, max_tokens or None, n_proc, progress)
         for (obj, meta), raw, res in zip(todo, raws, results):

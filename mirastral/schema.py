@@ -47,6 +47,8 @@ REJECT_REASONS = {
     'invalid_number':     'a number JSON cannot carry: NaN, Infinity, or an integer outside the 64-bit range',
     'bad_content':        'message content that is not text (and not text parts), or text that cannot be encoded',
     'unrecognised_format':'no known conversation format matches the record',
+    'multimodal':         'the record shows images, audio or video a text model cannot see (it would learn to guess)',
+    'dispreferred':       'a preference record marks the reply undesirable (KTO `label: false`): not to be learnt',
     'unknown_role':       'a message role is not system / user / assistant / tool (or a known alias)',
     'role_order':         'roles are out of order (e.g. user after user, tool without a call, system not first)',
     'empty_turn':         'a message has no text (or an assistant message has neither content nor tool calls)',

@@ -135,6 +135,32 @@ def parts_kept(c, r):
     assert rec['messages'][0]['content'] == 'hi\nthere'
 
 
+def kept_texts(c):
+    "The message texts of every kept record, in output order (train, then val)."
+    recs = [json.loads(l) for f in ('train.jsonl', 'val.jsonl') for l in (c.tmp / 'out' / f).read_text().splitlines()]
+    return [[m.get('content') for m in r['messages']] for r in recs]
+
+
+def both(*checks):
+    def check(c, r):
+        for k in checks:
+            k(c, r)
+
+    return check
+
+
+def has_texts(*want):
+    def check(c, r):
+        got = kept_texts(c)
+        assert sorted(got) == sorted(list(w) for w in want), got
+
+    return check
+
+
+SEEKER = [{'from': 'human', 'value': 'I keep replaying the argument.'}]
+CALLS = json.dumps([{'name': 'log_mood', 'arguments': {'score': 3}}, {'name': 'log_mood', 'arguments': {'score': 4}}])
+
+
 CASES = [
     # --- what used to be tracebacks: one file or record stopped the whole run ---
     Case(
@@ -484,6 +510,171 @@ CASES = [
                 'smile.json': json.dumps(
                     [{'role': 'client', 'content': '我很累'}, {'role': 'counselor', 'content': '累了多久？'}],
                     ensure_ascii=False,
+                )
+            }
+        ),
+    ),
+    # --- shapes of real public datasets (issue 10, more files of the same repositories) ---
+    Case(
+        'reformat-preference-pair-keeps-chosen-reply',
+        run(),
+        0,
+        check=both(
+            expect(kept=1, rejected=0),
+            has_texts(['I keep replaying the argument.', 'That sounds exhausting. What comes back most?']),
+        ),
+        setup=files(
+            **{
+                'dpo.json': json.dumps(
+                    [
+                        {
+                            'conversations': SEEKER,
+                            'chosen': {'from': 'gpt', 'value': 'That sounds exhausting. What comes back most?'},
+                            'rejected': {'from': 'gpt', 'value': 'Just stop thinking about it.'},
+                        }
+                    ]
+                )
+            }
+        ),
+    ),
+    Case(
+        'reformat-kto-reply-labelled-false-refused',
+        run(),
+        0,
+        check=expect(kept=1, reasons={'dispreferred': 1}),
+        setup=files(**{'kto.jsonl': jl(conv(1, label=True), conv(2, label=False))}),
+    ),
+    Case(
+        'reformat-multimodal-records-refused',
+        run(),
+        0,
+        check=expect(kept=1, reasons={'multimodal': 2}),
+        setup=files(
+            **{
+                'mllm.jsonl': jl(
+                    conv(1, images=['1.jpg']),
+                    {'messages': [{'role': 'user', 'content': [{'type': 'image_url', 'value': '2.jpg'}]}, A]},
+                    conv(3, images=[]),
+                )
+            }
+        ),
+    ),
+    Case(
+        'reformat-pretraining-text-and-index-files-skipped',
+        run(),
+        0,
+        check=both(
+            expect(kept=1, rejected=0, skipped=('c4_demo.jsonl', 'pretraining text')),
+            expect(skipped=('dataset_info.json', 'an index')),
+            expect(skipped=('wiki_demo.txt', 'no speaker labels')),
+        ),
+        setup=files(
+            **{
+                'a.jsonl': jl(conv()),
+                'c4_demo.jsonl': jl({'text': 'Call us at 780-800-7092 today.'}, {'text': 'Disney buys Lucasfilm.'}),
+                'dataset_info.json': json.dumps({'identity': {'file_name': 'identity.json'}}),
+                'wiki_demo.txt': 'Anarchism is a political philosophy.\n',
+            }
+        ),
+    ),
+    Case(
+        'reformat-list-of-labelled-lines-is-one-conversation',
+        run(),
+        0,
+        check=both(expect(kept=1, rejected=0), has_texts(['我最近很焦虑。', '能多说一些吗？'])),
+        setup=files(**{'1.json': json.dumps(['求助者：我最近很焦虑。', '支持者：能多说一些吗？'], ensure_ascii=False)}),
+    ),
+    Case(
+        'reformat-parallel-results-in-one-tool-message',
+        run(),
+        0,
+        check=expect(kept=1, rejected=0),
+        setup=files(
+            **{
+                'calls.json': json.dumps(
+                    [
+                        {
+                            'conversations': [
+                                {'from': 'human', 'value': 'Log a 3 and a 4.'},
+                                {'from': 'function_call', 'value': CALLS},
+                                {'from': 'observation', 'value': json.dumps([{'content': 'ok'}, {'content': 'ok'}])},
+                                {'from': 'gpt', 'value': 'Both logged.'},
+                            ],
+                            'tools': json.dumps([MOOD['function']]),
+                        }
+                    ]
+                )
+            }
+        ),
+    ),
+    Case(
+        'reformat-tool-arguments-encoded-twice',
+        run(),
+        0,
+        check=expect(kept=1, rejected=0),
+        setup=files(
+            **{
+                'a.jsonl': jl(
+                    {
+                        'messages': [
+                            U,
+                            {
+                                'role': 'assistant',
+                                'tool_calls': [
+                                    {
+                                        'id': 'call_1',
+                                        'function': {'name': 'log_mood', 'arguments': json.dumps('{"score": 3}')},
+                                    }
+                                ],
+                            },
+                            {'role': 'tool', 'tool_call_id': 'call_1', 'content': 'ok'},
+                            A,
+                        ],
+                        'tools': [MOOD],
+                    }
+                )
+            }
+        ),
+    ),
+    Case(
+        'reformat-query-response-history-not-lost',
+        run(),
+        0,
+        check=both(
+            expect(kept=2, rejected=0, duplicates=0),
+            has_texts(['How do you sleep?', 'Badly.'], ['How do you sleep?', 'Badly.', 'And at night?', 'Worse.']),
+        ),
+        setup=files(
+            **{
+                'swift.jsonl': jl(
+                    {'query': 'How do you sleep?', 'response': 'Badly.', 'history': []},
+                    {
+                        'query': 'And at night?',
+                        'response': 'Worse.',
+                        'history': [{'query': 'How do you sleep?', 'response': 'Badly.'}],
+                    },
+                )
+            }
+        ),
+    ),
+    Case(
+        'reformat-personachat-last-candidate-is-the-reply',
+        run(),
+        0,
+        check=both(expect(kept=1, rejected=0), has_texts(['i feel worthless .', 'you are not alone .'])),
+        setup=files(
+            **{
+                'cc.json': json.dumps(
+                    {
+                        'train': [
+                            {
+                                'personality': [''],
+                                'utterances': [
+                                    {'history': ['i feel worthless .'], 'candidates': ['good luck', 'you are not alone .']}
+                                ],
+                            }
+                        ]
+                    }
                 )
             }
         ),
