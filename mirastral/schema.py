@@ -308,7 +308,8 @@ def _check_order(msgs):
             if why: raise RecordError('role_order', f"message {i}: {why}")
             if role == 'assistant' and m.get('tool_calls'): pending = {c['id'] for c in m['tool_calls']}
         prev = role
-    if pending: raise RecordError('missing_tool_result', f"call(s) {sorted(pending)} were never answered")
+    if pending and prev != 'assistant':  # a last turn that is a call is the call to learn (OpenAI's function-calling files)
+        raise RecordError('missing_tool_result', f"call(s) {sorted(pending)} were never answered")
 
 def check_record(rec:dict)->None:
     "Raise `RecordError` if the canonical record `rec` breaks a MiraStral schema rule."
