@@ -292,7 +292,7 @@ def _export_safety_parsers(sub):
     s.add_argument('--country', default='US', help="ISO country code for the guardrail's crisis lines (default US)")
     s.add_argument('--no-progress', action='store_true')
     s.add_argument('--risk-model', choices=['on', 'off'], default=None,
-                   help='the statistical second opinion beside the rules (default: $MIRASTRAL_RISK_MODEL, else off)')
+                   help='the statistical second opinion beside the rules (default: $MIRASTRAL_RISK_MODEL, else on)')
     s.set_defaults(func=cmd_safety_eval)
 
 

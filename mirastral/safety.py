@@ -33,7 +33,7 @@ RISK_CATEGORIES = {'passive': 'elevated', 'direct': 'high', 'slang': 'high', 'se
                    'plan_means': 'imminent', 'in_progress': 'imminent'}  # cue category -> the level it raises alone
 ESCALATORS = ('plan', 'means', 'time', 'place')
 DISCOUNTS = ('negation', 'negation_after', 'question', 'affirm', 'past', 'relapse', 'third_party', 'clinical', 'idiom',
-             'hyperbole', 'ordinary', 'danger')
+             'hyperbole', 'ordinary', 'danger', 'accident', 'deliberate')
 
 _APOS = dict.fromkeys(map(ord, "'’‘`´ʼ′＇"), None)
 _ARABIC = str.maketrans({'أ': 'ا', 'إ': 'ا', 'آ': 'ا', 'ٱ': 'ا', 'ى': 'ي', 'ة': 'ه', 'ـ': None, 'ؤ': 'و', 'ئ': 'ي'})
@@ -374,6 +374,11 @@ def _ordinary_place(c:Cue, norm:str, lxs:list)->bool:
         return False
     return _has(lxs, 'ordinary', norm) and not _has(lxs, 'danger', norm)
 
+def _everyday_injury(c:Cue, norm:str, lxs:list, ss:int, se:int)->bool:
+    "A self-harm or topic cue in a sentence about an everyday injury or grooming (hair, cooking, the oven), not on purpose."
+    if not (c.category == 'self_harm' or c.topic): return False
+    return _has(lxs, 'accident', norm[ss:se]) and not _has(lxs, 'deliberate', norm)
+
 def _discount_reason(c:Cue, norm:str, lxs:list, titles:list=())->str|None:
     "Why cue `c` does not count in `norm` (read with lexicons `lxs`; `titles`: normalised titles), or None."
     overlaps = lambda m: m.start() < c.end and c.start < m.end()
@@ -384,7 +389,7 @@ def _discount_reason(c:Cue, norm:str, lxs:list, titles:list=())->str|None:
     if _negated(c, norm, lxs, cs, ce): return 'negation'
     if _has(lxs, 'past', norm[ss:se]) and not _has(lxs, 'relapse', norm): return 'past'
     if c.category == 'passive' and _has(lxs, 'hyperbole', norm[ss:se]): return 'idiom'
-    if _ordinary_place(c, norm, lxs): return 'ordinary'
+    if _ordinary_place(c, norm, lxs) or _everyday_injury(c, norm, lxs, ss, se): return 'ordinary'
     clause, win = norm[cs:ce], _window(norm, c.start, cs)
     if c.topic:  # a topic word: its clause, or the whole message when the clause does not speak in the first person
         first = any(lx.first_person is not None and lx.first_person.search(clause) for lx in lxs)
@@ -485,7 +490,8 @@ def load_risk_model(path:Path=RISK_MODEL_FILE)->RiskModel:
 
 
 # %% ../nbs/05a_safety.ipynb #b076560b
-MODEL_GATE = ('DIE', 'GONE', 'LIVE', 'SUIC', 'SUICIDAL', 'MEANS', 'PILLS', 'GUN', 'HARM', 'SHTOOL', 'PLACE', 'FAREWELL')
+# the topic words that open the gate; not FAREWELL: a goodbye word alone opened it ("Thanks, bye." was raised)
+MODEL_GATE = ('DIE', 'GONE', 'LIVE', 'SUIC', 'SUICIDAL', 'MEANS', 'PILLS', 'GUN', 'HARM', 'SHTOOL', 'PLACE')
 _GATES = {}
 
 def _gate_rx(lx:Lexicon)->re.Pattern|None:
@@ -510,7 +516,7 @@ def model_gate(norm:str,      # a normalised message
 
 # %% ../nbs/05a_safety.ipynb #7aceb9c3
 RISK_MODEL_SETTING = 'MIRASTRAL_RISK_MODEL'  # environment: 'on' or 'off' (else RISK_MODEL_DEFAULT)
-RISK_MODEL_DEFAULT = 'off'  # off: it raises ordinary goodbyes ("Thanks, bye."); see "The decision" below
+RISK_MODEL_DEFAULT = 'on'  # on since its gate lost the farewell words and it learned everyday medicine: "The decision"
 _MODEL = {}
 
 def _setting()->bool:
@@ -996,13 +1002,15 @@ def _repo_path(p:Path)->str:
     return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
 
 def build_risk_model(train:Path|None=None,      # the train split's folder (default: safety_devset/train)
+                     fresh:Path|None=None,      # the fresh sets, whose `dev` (read) half it also learns from
                      out:Path|None=RISK_MODEL_FILE, # where to write weights + card (None: don't write)
                      max_everyday:float=0.005, max_hard:float=0.01, # `pick_threshold`'s budgets
                      **hyper                     # `train_risk_model`'s settings
                     )->RiskModel:
-    "Cross-validate on tuning + train, pick the threshold, fit on all of it; weights and card written to `out`."
-    train = Path(train or DEVSET/'train')
-    rows = load_devset(split='tuning') + load_devset(train, 'train')
+    "Cross-validate on tuning + train + the fresh read half, pick the threshold, fit on all of it; write to `out`."
+    train, fresh = Path(train or DEVSET/'train'), Path(fresh or DEVSET/'fresh')
+    read = [{**r, 'split': 'fresh_dev'} for r in load_devset(fresh, 'dev')] if fresh.is_dir() else []
+    rows = load_devset(split='tuning') + load_devset(train, 'train') + read
     cv = cv_risk_model(rows, **hyper)
     pick = pick_threshold(cv, max_everyday, max_hard)
     m = train_risk_model(rows, threshold=pick['threshold'], **hyper)
@@ -1010,11 +1018,13 @@ def build_risk_model(train:Path|None=None,      # the train split's folder (defa
     unseen = [r for r in cv if r['split'] == 'train']  # the rows the rules were not written on
     m.card = {'model': 'logistic regression over hashed character 1-5-grams, words, word pairs and lexicon classes',
               'trained': time.strftime('%Y-%m-%d'), 'threshold': pick['threshold'], **m.card,
-              'data': {'tuning (dev+holdout)': sum(r['split'] != 'train' for r in rows), 'train': len(unseen),
+              'data': {'tuning (dev+holdout)': sum(r['split'] in ('dev', 'holdout') for r in rows), 'train': len(unseen),
+                       'fresh (read half)': len(read),
                        'languages': sorted({r['lang'] for r in rows}), 'train_folder': _repo_path(train),
                        'train_files_sha256': {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16]
                                               for p in sorted(train.glob('*.jsonl'))},
-                       'written_by': 'LLM helpers (no clinician review); the blind test split was not used'},
+                       'written_by': 'LLM helpers (no clinician review); the blind test split and the fresh sets\' '
+                                     'unread (test) halves were not used'},
               'cross_validation': {'folds': '5, whole language x category cells held out', 'budget':
                                    {'max_everyday': max_everyday, 'max_hard': max_hard}, 'pick': pick,
                                    'rules_only': per(cv, 2.0), 'rules_and_model': per(cv, pick['threshold']),
