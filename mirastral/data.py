@@ -434,17 +434,35 @@ def _unwrap_call(call, notes:list):
     return {**call, 'arguments': _unwrap_arguments(call['arguments'], notes)} if 'arguments' in call else call
 
 def _packed(content, n:int)->list|None:
-    "The N results a tool message holds as one JSON list (`[{tool_call_id, name, content}, ...]`), or None."
+    "The N results a tool message holds as one JSON list of `{tool_call_id?, name?, content}` objects, or None."
     try: value = JSON_DECODER.decode(content_text(content))
     except (ValueError, RecursionError): return None
-    if not (isinstance(value, list) and len(value) == n): return None
+    if not (isinstance(value, list) and len(value) == n and all(isinstance(v, dict) and 'content' in v for v in value)):
+        return None  # a tool's own list result (["a", "b"]) is one result
     out = []
     for v in value:
-        if isinstance(v, dict) and 'content' in v:
-            text = v['content'] if isinstance(v['content'], str) else json.dumps(v['content'], ensure_ascii=False)
-            out.append({'content': text, **({'name': v['name']} if isinstance(v.get('name'), str) else {})})
-        else: out.append({'content': json.dumps(v, ensure_ascii=False)})
+        text = v['content'] if isinstance(v['content'], str) else json.dumps(v['content'], ensure_ascii=False)
+        out.append({'content': text, **{k: v[k] for k in ('tool_call_id', 'name') if isinstance(v.get(k), str)}})
     return out
+
+def _call_name(c:dict)->str|None: return (c.get('function') or {}).get('name') or c.get('name')
+
+def _paired(results:list, calls:list)->list:
+    "`results` in the order of `calls`, matched by call id, else by tool name, else by position; a mismatch is refused."
+    ids = [c.get('id') for c in calls]
+    if all(r.get('tool_call_id') for r in results) and all(ids):
+        if sorted(r['tool_call_id'] for r in results) != sorted(ids):
+            got = [r['tool_call_id'] for r in results]
+            raise RecordError('orphan_tool_result', f"packed tool results answer calls {got}, the calls are {ids}")
+        return sorted(results, key=lambda r: ids.index(r['tool_call_id']))
+    if not all(ids): results = [{k: v for k, v in r.items() if k != 'tool_call_id'} for r in results]  # ids come later
+    names = [_call_name(c) for c in calls]
+    if all(r.get('name') for r in results) and [r['name'] for r in results] != names:
+        if sorted(r['name'] for r in results) != sorted(names) or len(set(names)) < len(names):
+            raise RecordError('orphan_tool_result', f"packed tool results are from {[r['name'] for r in results]}, "
+                                                    f"the calls are to {names}: which answers which is not clear")
+        return sorted(results, key=lambda r: names.index(r['name']))
+    return results
 
 def split_packed_results(msgs:list, # messages (dicts with `role`), before `canonical_record`
                          notes:list, # receives a note for each split
@@ -453,10 +471,10 @@ def split_packed_results(msgs:list, # messages (dicts with `role`), before `cano
     out = []
     for m in msgs:
         prev = out[-1] if out else {}
-        n = len(prev.get('tool_calls') or []) if prev.get('role') == 'assistant' else 0
-        results = _packed(m.get('content'), n) if m.get('role') == 'tool' and n > 1 else None
+        calls = prev.get('tool_calls') or [] if prev.get('role') == 'assistant' else []
+        results = _packed(m.get('content'), len(calls)) if m.get('role') == 'tool' and len(calls) > 1 else None
         if results and not m.get('tool_call_id'):
-            out += [{'role': 'tool', **r} for r in results]
+            out += [{'role': 'tool', **r} for r in _paired(results, calls)]
             notes.append('split one tool message holding the results of parallel calls into one result per call')
         else: out.append(m)
     return out
@@ -749,17 +767,23 @@ _TEXT_FIELDS = ('text', 'content', 'raw_content')
 
 def _shape(o, keys)->str: return f"an object with keys {keys(o)}" if isinstance(o, dict) else type(o).__name__
 
+_LABEL_LINE = re.compile(r'(?m)^\W{0,3}[^\W\d_][^\n:：]{0,24}[:：]\s*\S')  # "T: ...", "**Patient :** ...", "来访者：..."
+
 def not_conversations(items:list[RawItem])->str|None:
-    "Why a file holds no conversations at all (pretraining text, an index, a list of labels), or None if it may."
+    "Why a file is positively not conversations (pretraining text, an index, a list of labels), or None if it may be."
     if not items or any(i.error for i in items) or any(detect_format(i.obj) for i in items): return None
     objs, n = [i.obj for i in items], len(items)
     keys = lambda o: [str(k)[:40] for k in o][:6]
-    if all(isinstance(o, str) for o in objs): what = 'text with no speaker labels (pretraining text? labels?)'
-    elif all(isinstance(o, dict) and any(isinstance(o.get(k), str) for k in _TEXT_FIELDS)
-             and not any(k in o for k in SPEAKER_KEYS) for o in objs):
-        what = f"pretraining text (records like {keys(objs[0])})"
-    elif n == 1 and isinstance(objs[0], dict): what = f"one JSON object with keys {keys(objs[0])} (an index? settings?)"
-    else: what = f"no known conversation format (the first is {_shape(objs[0], keys)})"
+    texts = [o if isinstance(o, str) else next((o[k] for k in _TEXT_FIELDS if isinstance(o.get(k), str)), None)
+             if isinstance(o, dict) and not any(k in o for k in SPEAKER_KEYS) else None for o in objs]
+    if None in texts or any(len(_LABEL_LINE.findall(t)) >= 2 for t in texts):
+        # one a reader could not place, or text with speaker labels: a conversation in a shape we do not know
+        if n == 1 and isinstance(objs[0], dict) and objs[0] and all(isinstance(v, dict) for v in objs[0].values()):
+            return f"not conversations: one JSON object of named settings {keys(objs[0])} (an index?); " \
+                   "see the format table if they are conversations"
+        return None
+    what = ('text with no speaker labels (pretraining text? labels?)' if all(isinstance(o, str) for o in objs)
+            else f"pretraining text (records like {keys(objs[0])})")
     return f"not conversations: {n} record(s) of {what}; see the format table if they are conversations"
 
 

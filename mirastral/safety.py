@@ -374,10 +374,17 @@ def _ordinary_place(c:Cue, norm:str, lxs:list)->bool:
         return False
     return _has(lxs, 'ordinary', norm) and not _has(lxs, 'danger', norm)
 
+_KNIFE = re.compile(r'(?:the |a |my )?(?:knife|knives|cuchillo|faca|couteau|messer|coltello|mes|pisau|'
+                    r'нож\w*|سكين\w*|סכין|चाकू|chaku|刀)')  # a kitchen knife: an accident may have one
+
 def _everyday_injury(c:Cue, norm:str, lxs:list, ss:int, se:int)->bool:
-    "A self-harm or topic cue in a sentence about an everyday injury or grooming (hair, cooking, the oven), not on purpose."
-    if not (c.category == 'self_harm' or c.topic): return False
-    return _has(lxs, 'accident', norm[ss:se]) and not _has(lxs, 'deliberate', norm)
+    "A self-harm cue (or a gate's topic word) in a sentence about an everyday injury or grooming, not on purpose."
+    if not (c.category == 'self_harm' or c.frame == 'gate'): return False  # not a topic cue of ideation
+    sentence = norm[ss:se]
+    tools = [m[0].strip() for lx in lxs if 'SHTOOL' in lx.classes for m in lx.classes['SHTOOL'].finditer(sentence)]
+    if any(not _KNIFE.fullmatch(t) for t in tools):
+        return False  # a blade, a razor, a lighter (a kitchen knife may be): never an everyday injury (wrists: `deliberate`)
+    return _has(lxs, 'accident', sentence) and not _has(lxs, 'deliberate', norm)
 
 def _discount_reason(c:Cue, norm:str, lxs:list, titles:list=())->str|None:
     "Why cue `c` does not count in `norm` (read with lexicons `lxs`; `titles`: normalised titles), or None."
@@ -509,7 +516,7 @@ def model_gate(norm:str,      # a normalised message
     for lx in (LEXICONS[l] for l in langs if l in LEXICONS):
         rx = _gate_rx(lx)
         for m in rx.finditer(norm) if rx is not None else ():
-            if _discount_reason(Cue('passive', lx.lang, m[0], m.start(), m.end(), True), norm, [lx], titles) is None:
+            if _discount_reason(Cue('passive', lx.lang, m[0], m.start(), m.end(), True, 'gate'), norm, [lx], titles) is None:
                 return True
     return False
 
@@ -1020,6 +1027,8 @@ def build_risk_model(train:Path|None=None,      # the train split's folder (defa
               'trained': time.strftime('%Y-%m-%d'), 'threshold': pick['threshold'], **m.card,
               'data': {'tuning (dev+holdout)': sum(r['split'] in ('dev', 'holdout') for r in rows), 'train': len(unseen),
                        'fresh (read half)': len(read),
+                       'fresh_files_sha256': {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+                                              for p in sorted(fresh.glob('*.jsonl'))},
                        'languages': sorted({r['lang'] for r in rows}), 'train_folder': _repo_path(train),
                        'train_files_sha256': {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16]
                                               for p in sorted(train.glob('*.jsonl'))},
