@@ -19,6 +19,12 @@ def conv(i=0, **kw):
     return {'messages': [{'role': 'user', 'content': f'I feel low today ({i}).'}, A], **kw}
 
 
+def with_call(arguments, **turn):
+    "A valid conversation whose assistant calls log_mood with `arguments` (more fields of that turn in `turn`)."
+    call = {'role': 'assistant', 'tool_calls': [{'id': 'call_1', 'function': {'name': 'log_mood', 'arguments': arguments}}]}
+    return {'messages': [U, {**call, **turn}, {'role': 'tool', 'tool_call_id': 'call_1', 'content': 'ok'}, A], 'tools': [MOOD]}
+
+
 def jl(*records):
     return ''.join((r if isinstance(r, str) else json.dumps(r)) + '\n' for r in records)
 
@@ -473,25 +479,7 @@ CASES = [
         run(),
         0,
         check=expect(kept=1, rejected=0),
-        setup=files(
-            **{
-                'a.jsonl': jl(
-                    {
-                        'messages': [
-                            U,
-                            {
-                                'role': 'assistant',
-                                'content': 'Let me note that.',
-                                'tool_calls': [{'id': 'call_1', 'function': {'name': 'log_mood', 'arguments': '{}'}}],
-                            },
-                            {'role': 'tool', 'tool_call_id': 'call_1', 'content': 'ok'},
-                            A,
-                        ],
-                        'tools': [MOOD],
-                    }
-                )
-            }
-        ),
+        setup=files(**{'a.jsonl': jl(with_call('{}', content='Let me note that.'))}),
     ),
     Case(
         'reformat-unknown-speaker-named',
@@ -612,29 +600,7 @@ CASES = [
         run(),
         0,
         check=expect(kept=1, rejected=0),
-        setup=files(
-            **{
-                'a.jsonl': jl(
-                    {
-                        'messages': [
-                            U,
-                            {
-                                'role': 'assistant',
-                                'tool_calls': [
-                                    {
-                                        'id': 'call_1',
-                                        'function': {'name': 'log_mood', 'arguments': json.dumps('{"score": 3}')},
-                                    }
-                                ],
-                            },
-                            {'role': 'tool', 'tool_call_id': 'call_1', 'content': 'ok'},
-                            A,
-                        ],
-                        'tools': [MOOD],
-                    }
-                )
-            }
-        ),
+        setup=files(**{'a.jsonl': jl(with_call(json.dumps('{"score": 3}')))}),
     ),
     Case(
         'reformat-query-response-history-not-lost',
